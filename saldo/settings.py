@@ -16,7 +16,7 @@ from dotenv import dotenv_values
 
 
 def _setting(env: str, default: str | None, doc: str) -> str | None:
-    return field(default=default, metadata={"env": env, "doc": doc})  # type: ignore[return-value]
+    return field(default=default, metadata={"env": env, "doc": doc})
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,9 @@ class Settings:
         if not self.port.isdigit() or not 0 < int(self.port) < 65536:
             raise ValueError(f"PORT must be a TCP port number, got {self.port!r}")
         if urlsplit(self.public_url).scheme not in {"http", "https"}:
-            raise ValueError(f"PUBLIC_URL must start with http:// or https://, got {self.public_url!r}")
+            raise ValueError(
+                f"PUBLIC_URL must start with http:// or https://, got {self.public_url!r}"
+            )
         if self.database_url and urlsplit(self.database_url).scheme not in {
             "postgres",
             "postgresql",

@@ -19,6 +19,7 @@ from piccolo.columns import (
     Integer,
     Numeric,
     OnDelete,
+    Serial,
     SmallInt,
     Text,
     Time,
@@ -75,6 +76,7 @@ def _now() -> TimestamptzNow:
 
 
 class Creditor(Table, db=DB):
+    id: Serial
     name = Varchar(length=200, unique=True)
     legal_name = Varchar(length=200, default="")
     tax_id = Varchar(length=40, default="")
@@ -86,6 +88,7 @@ class Creditor(Table, db=DB):
 
 
 class StaffUser(Table, db=DB):
+    id: Serial
     email = Varchar(length=254, unique=True)
     name = Varchar(length=200, default="")
     role = Varchar(length=20, choices=Role, default=Role.agent)
@@ -103,6 +106,8 @@ class StaffUser(Table, db=DB):
 
 class Debtor(Table, db=DB):
     """A person or company as one creditor knows it (`external_id` is the creditor's own id)."""
+
+    id: Serial
 
     creditor = ForeignKey(Creditor, on_delete=OnDelete.restrict, index=True)
     external_id = Varchar(length=100)
@@ -126,6 +131,8 @@ class Debtor(Table, db=DB):
 class ContactPreference(Table, db=DB):
     """One row per change of a contact preference (the newest per debtor and channel wins)."""
 
+    id: Serial
+
     debtor = ForeignKey(Debtor, on_delete=OnDelete.cascade, index=True)
     channel = Varchar(length=20, choices=Channel)
     opted_in = Boolean(default=True)
@@ -137,6 +144,8 @@ class ContactPreference(Table, db=DB):
 
 class Account(Table, db=DB):
     """A collection case: one debtor at one creditor in one currency."""
+
+    id: Serial
 
     creditor = ForeignKey(Creditor, on_delete=OnDelete.restrict, index=True)
     debtor = ForeignKey(Debtor, on_delete=OnDelete.restrict, index=True)
@@ -157,6 +166,7 @@ class Account(Table, db=DB):
 
 
 class Invoice(Table, db=DB):
+    id: Serial
     creditor = ForeignKey(Creditor, on_delete=OnDelete.restrict)
     account = ForeignKey(Account, on_delete=OnDelete.restrict, index=True)
     number = Varchar(length=60)
@@ -174,6 +184,8 @@ class Invoice(Table, db=DB):
 class InvoiceLine(Table, db=DB):
     """A line as imported: quantity and unit price as given, the total in minor units."""
 
+    id: Serial
+
     invoice = ForeignKey(Invoice, on_delete=OnDelete.cascade, index=True)
     position = Integer()
     description = Text(default="")
@@ -186,6 +198,8 @@ class InvoiceLine(Table, db=DB):
 class LedgerEntry(Table, db=DB):
     """Append-only. `amount` > 0 raises what the debtor owes, < 0 lowers it."""
 
+    id: Serial
+
     account = ForeignKey(Account, on_delete=OnDelete.restrict, index=True)
     invoice = ForeignKey(Invoice, null=True, on_delete=OnDelete.restrict, index=True)
     kind = Varchar(length=20, choices=EntryKind)
@@ -195,7 +209,7 @@ class LedgerEntry(Table, db=DB):
     description = Text(default="")
     basis = JSONB(default="{}")
     idempotency_key = Varchar(length=200, null=True, default=None, unique=True)
-    reverses = ForeignKey("self", null=True, on_delete=OnDelete.restrict)
+    reverses: ForeignKey[LedgerEntry] = ForeignKey("self", null=True, on_delete=OnDelete.restrict)
     created_by = Varchar(length=100, default="system")
     created_at = Timestamptz(default=_now())
 
@@ -204,6 +218,7 @@ class LedgerEntry(Table, db=DB):
 
 
 class Payment(Table, db=DB):
+    id: Serial
     account = ForeignKey(Account, null=True, on_delete=OnDelete.restrict, index=True)
     provider = Varchar(length=30)
     provider_payment_id = Varchar(length=100)
@@ -212,7 +227,7 @@ class Payment(Table, db=DB):
     status = Varchar(length=30, default="pending")
     method = Varchar(length=60, default="")
     received_at = Timestamptz(null=True, default=None)
-    raw = JSONB(default="{}")
+    provider_data = JSONB(default="{}")
     created_at = Timestamptz(default=_now())
     updated_at = Timestamptz(default=_now())
 
@@ -220,6 +235,7 @@ class Payment(Table, db=DB):
 
 
 class PaymentAllocation(Table, db=DB):
+    id: Serial
     payment = ForeignKey(Payment, on_delete=OnDelete.restrict, index=True)
     invoice = ForeignKey(Invoice, null=True, on_delete=OnDelete.restrict)
     ledger_entry = ForeignKey(LedgerEntry, on_delete=OnDelete.restrict)
@@ -229,6 +245,8 @@ class PaymentAllocation(Table, db=DB):
 
 class CheckoutSession(Table, db=DB):
     """Our side of a Mercado Pago preference; `public_id` is the external_reference."""
+
+    id: Serial
 
     public_id = UUID(default=UUID4(), unique=True)
     account = ForeignKey(Account, on_delete=OnDelete.restrict, index=True)
@@ -247,6 +265,8 @@ class CheckoutSession(Table, db=DB):
 class WebhookEvent(Table, db=DB):
     """Inbox of provider notifications, unique by the provider's event identity."""
 
+    id: Serial
+
     provider = Varchar(length=30)
     event_key = Varchar(length=200, unique=True)
     topic = Varchar(length=60, default="")
@@ -259,6 +279,7 @@ class WebhookEvent(Table, db=DB):
 
 
 class BankImport(Table, db=DB):
+    id: Serial
     filename = Varchar(length=300)
     sha256 = Varchar(length=64, unique=True)
     rows = Integer(default=0)
@@ -267,6 +288,7 @@ class BankImport(Table, db=DB):
 
 
 class BankLine(Table, db=DB):
+    id: Serial
     bank_import = ForeignKey(BankImport, on_delete=OnDelete.restrict, index=True)
     line_no = Integer()
     booked_on = Date()
@@ -284,6 +306,7 @@ class BankLine(Table, db=DB):
 
 
 class PlanPolicy(Table, db=DB):
+    id: Serial
     creditor = ForeignKey(Creditor, on_delete=OnDelete.cascade, index=True)
     segment = Varchar(length=40, default="standard")
     max_installments = SmallInt(default=12)
@@ -300,6 +323,7 @@ class PlanPolicy(Table, db=DB):
 
 
 class PaymentPlan(Table, db=DB):
+    id: Serial
     account = ForeignKey(Account, on_delete=OnDelete.restrict, index=True)
     status = Varchar(length=20, default="proposed")
     proposed_by = Varchar(length=20, default="debtor")
@@ -312,7 +336,9 @@ class PaymentPlan(Table, db=DB):
     debtor_message = Text(default="")
     review_reason = Text(default="")
     reviewed_by = ForeignKey(StaffUser, null=True, on_delete=OnDelete.set_null)
-    counter_of = ForeignKey("self", null=True, on_delete=OnDelete.set_null)
+    counter_of: ForeignKey[PaymentPlan] = ForeignKey(
+        "self", null=True, on_delete=OnDelete.set_null
+    )
     missed_count = SmallInt(default=0)
     created_at = Timestamptz(default=_now())
     decided_at = Timestamptz(null=True, default=None)
@@ -320,6 +346,7 @@ class PaymentPlan(Table, db=DB):
 
 
 class Installment(Table, db=DB):
+    id: Serial
     plan = ForeignKey(PaymentPlan, on_delete=OnDelete.cascade, index=True)
     number = SmallInt()
     due_date = Date()
@@ -331,6 +358,7 @@ class Installment(Table, db=DB):
 
 
 class PromiseToPay(Table, db=DB):
+    id: Serial
     account = ForeignKey(Account, on_delete=OnDelete.restrict, index=True)
     amount = BigInt()
     promised_date = Date()
@@ -344,6 +372,8 @@ class PromiseToPay(Table, db=DB):
 class Attachment(Table, db=DB):
     """An uploaded file kept under $SALDO_DATA_DIR/uploads, never under static/."""
 
+    id: Serial
+
     filename = Varchar(length=255)
     content_type = Varchar(length=100)
     size = Integer()
@@ -355,6 +385,8 @@ class Attachment(Table, db=DB):
 
 class PaymentClaim(Table, db=DB):
     """A debtor's "ya pagué": a payment made elsewhere, waiting for finance to match it."""
+
+    id: Serial
 
     account = ForeignKey(Account, on_delete=OnDelete.restrict, index=True)
     amount = BigInt()
@@ -369,6 +401,7 @@ class PaymentClaim(Table, db=DB):
 
 
 class Dispute(Table, db=DB):
+    id: Serial
     account = ForeignKey(Account, on_delete=OnDelete.restrict, index=True)
     invoice = ForeignKey(Invoice, null=True, on_delete=OnDelete.restrict)
     invoice_line = ForeignKey(InvoiceLine, null=True, on_delete=OnDelete.set_null)
@@ -384,6 +417,7 @@ class Dispute(Table, db=DB):
 
 
 class DisputeMessage(Table, db=DB):
+    id: Serial
     dispute = ForeignKey(Dispute, on_delete=OnDelete.cascade, index=True)
     author_kind = Varchar(length=20, default="debtor")
     staff = ForeignKey(StaffUser, null=True, on_delete=OnDelete.set_null)
@@ -394,6 +428,8 @@ class DisputeMessage(Table, db=DB):
 
 class Interaction(Table, db=DB):
     """The 360° log: every message, portal action, call, note and status change."""
+
+    id: Serial
 
     account = ForeignKey(Account, null=True, on_delete=OnDelete.restrict, index=True)
     debtor = ForeignKey(Debtor, on_delete=OnDelete.restrict, index=True)
@@ -407,6 +443,7 @@ class Interaction(Table, db=DB):
 
 
 class Task(Table, db=DB):
+    id: Serial
     account = ForeignKey(Account, null=True, on_delete=OnDelete.restrict, index=True)
     kind = Varchar(length=40)
     title = Text()
@@ -424,6 +461,8 @@ class Task(Table, db=DB):
 
 class Notification(Table, db=DB):
     """Outbox: every message is a row first, unique by its idempotency key."""
+
+    id: Serial
 
     debtor = ForeignKey(Debtor, on_delete=OnDelete.restrict, index=True)
     account = ForeignKey(Account, null=True, on_delete=OnDelete.restrict)
@@ -446,6 +485,7 @@ class Notification(Table, db=DB):
 
 
 class DunningPolicy(Table, db=DB):
+    id: Serial
     creditor = ForeignKey(Creditor, on_delete=OnDelete.cascade, index=True)
     segment = Varchar(length=40, default="standard")
     name = Varchar(length=100, default="")
@@ -460,6 +500,7 @@ class DunningPolicy(Table, db=DB):
 
 
 class DunningStep(Table, db=DB):
+    id: Serial
     policy = ForeignKey(DunningPolicy, on_delete=OnDelete.cascade, index=True)
     offset_days = SmallInt()
     channels = JSONB(default='["email"]')
@@ -471,6 +512,8 @@ class DunningStep(Table, db=DB):
 
 class FeePolicy(Table, db=DB):
     """Late-payment charges. `daily_rate_ppm` is parts per million of the overdue amount a day."""
+
+    id: Serial
 
     creditor = ForeignKey(Creditor, on_delete=OnDelete.cascade, index=True)
     segment = Varchar(length=40, default="standard")
@@ -487,6 +530,7 @@ class FeePolicy(Table, db=DB):
 
 
 class MagicLinkToken(Table, db=DB):
+    id: Serial
     token_hash = Varchar(length=64, unique=True)
     contact = Varchar(length=254, index=True)
     channel = Varchar(length=20, default="email")
@@ -500,6 +544,7 @@ class MagicLinkToken(Table, db=DB):
 
 
 class ApiKey(Table, db=DB):
+    id: Serial
     name = Varchar(length=100, unique=True)
     prefix = Varchar(length=16)
     key_hash = Varchar(length=64, unique=True)
@@ -511,6 +556,8 @@ class ApiKey(Table, db=DB):
 
 class AuditEvent(Table, db=DB):
     """Append-only: who did what, before/after, when, from where."""
+
+    id: Serial
 
     staff = ForeignKey(StaffUser, null=True, on_delete=OnDelete.restrict)
     actor = Varchar(length=254)
@@ -525,6 +572,8 @@ class AuditEvent(Table, db=DB):
 
 class ImportRun(Table, db=DB):
     """One portfolio import, its progress and outcome."""
+
+    id: Serial
 
     creditor = ForeignKey(Creditor, null=True, on_delete=OnDelete.set_null)
     debtors_file = Text(default="")

@@ -38,7 +38,7 @@ def _with_database(url: str, name: str) -> str:
 async def _create_database(admin_url: str, name: str) -> None:
     conn = await asyncpg.connect(admin_url, timeout=10)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
+        await conn.execute(f"CREATE DATABASE \"{name}\" ENCODING 'UTF8' TEMPLATE template0")
     finally:
         await conn.close()
 
@@ -79,7 +79,7 @@ def servers() -> Iterator[TestServers]:
     asyncio.run(_migrate())
     try:
         asyncio.run(_check_redis(embedded.redis_url))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.fail(f"Redis at {embedded.redis_url} is not usable: {exc}", pytrace=False)
     yield TestServers(test_url, admin_url, embedded.redis_url, f"saldo_test_{RUN_ID}:")
     asyncio.run(_drop_database(admin_url, name))

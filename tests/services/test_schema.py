@@ -34,7 +34,10 @@ async def _entry(suffix: str) -> LedgerEntry:
     account = Account(creditor=creditor.id, debtor=debtor.id, currency="ARS")
     await account.save()
     entry = LedgerEntry(
-        account=account.id, kind="charge", amount=12_345, currency="ARS",
+        account=account.id,
+        kind="charge",
+        amount=12_345,
+        currency="ARS",
         effective_date=datetime.date(2026, 1, 1),
     )
     await entry.save()
@@ -59,13 +62,21 @@ async def test_ledger_refuses_delete(db):
 async def test_ledger_idempotency_key_is_unique(db):
     entry = await _entry("idem")
     first = LedgerEntry(
-        account=entry.account, kind="payment", amount=-100, currency="ARS",
-        effective_date=datetime.date(2026, 1, 2), idempotency_key="mp:123:approved",
+        account=entry.account,
+        kind="payment",
+        amount=-100,
+        currency="ARS",
+        effective_date=datetime.date(2026, 1, 2),
+        idempotency_key="mp:123:approved",
     )
     await first.save()
     again = LedgerEntry(
-        account=entry.account, kind="payment", amount=-100, currency="ARS",
-        effective_date=datetime.date(2026, 1, 2), idempotency_key="mp:123:approved",
+        account=entry.account,
+        kind="payment",
+        amount=-100,
+        currency="ARS",
+        effective_date=datetime.date(2026, 1, 2),
+        idempotency_key="mp:123:approved",
     )
     with pytest.raises(asyncpg.exceptions.UniqueViolationError):
         await again.save()

@@ -1,0 +1,5 @@
+import sys
+
+from saldo.cli import main
+
+sys.exit(main())
