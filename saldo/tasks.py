@@ -10,11 +10,14 @@ from saldo.db import DB
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    await DB.start_connection_pool(min_size=1, max_size=4)
+    ctx["owns_pool"] = DB.pool is None
+    if ctx["owns_pool"]:
+        await DB.start_connection_pool(min_size=1, max_size=4)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    await DB.close_connection_pool()
+    if ctx.get("owns_pool"):
+        await DB.close_connection_pool()
 
 
 async def import_portfolio(
