@@ -336,9 +336,7 @@ class PaymentPlan(Table, db=DB):
     debtor_message = Text(default="")
     review_reason = Text(default="")
     reviewed_by = ForeignKey(StaffUser, null=True, on_delete=OnDelete.set_null)
-    counter_of: ForeignKey[PaymentPlan] = ForeignKey(
-        "self", null=True, on_delete=OnDelete.set_null
-    )
+    counter_of: ForeignKey[PaymentPlan] = ForeignKey("self", null=True, on_delete=OnDelete.set_null)
     missed_count = SmallInt(default=0)
     created_at = Timestamptz(default=_now())
     decided_at = Timestamptz(null=True, default=None)

@@ -33,18 +33,17 @@ operations = st.lists(
 async def test_balance_matches_the_model_of_distinct_events(db, ops, concurrent):
     account = await make_account()
     await make_invoice(account, "BASE", 10_000, dt.date(2026, 9, 1))
-    # Each payment id carries one amount, as a provider would; duplicates replay it.
-    amounts: dict[str, int] = {}
+    # Each event key carries one amount, as a real event would; duplicates replay it.
+    amounts: dict[tuple[str, str], int] = {}
     for kind, amount, key in ops:
-        if kind == "pay":
-            amounts.setdefault(key, amount)
+        amounts.setdefault((kind, key), amount)
 
     async def run(kind: str, amount: int, key: str) -> None:
         if kind == "charge":
             await post_entry(
                 account_id=account.id,
                 kind=EntryKind.fee,
-                amount=amount,
+                amount=amounts[(kind, key)],
                 currency="ARS",
                 effective_date=NOW.date(),
                 idempotency_key=f"{account.id}:{key}",
@@ -54,7 +53,7 @@ async def test_balance_matches_the_model_of_distinct_events(db, ops, concurrent)
                 account_id=account.id,
                 provider="mercadopago",
                 provider_payment_id=f"{account.id}-{key}",
-                amount=amounts[key],
+                amount=amounts[(kind, key)],
                 received_at=NOW,
             )
         else:
@@ -78,15 +77,12 @@ async def test_balance_matches_the_model_of_distinct_events(db, ops, concurrent)
     balance = await account_balance(account.id)
     assert balance == sum(e["amount"] for e in entries)
 
-    charges = {}
-    for kind, amount, key in ops:
-        if kind == "charge":
-            charges.setdefault(key, amount)
+    charges = {key: value for (kind, key), value in amounts.items() if kind == "charge"}
     payments_posted = -sum(e["amount"] for e in entries if e["kind"] == "payment")
     reversed_total = sum(e["amount"] for e in entries if e["kind"] == "reversal")
     # every distinct payment id was posted exactly once, whatever arrived first
     paid_ids = {key for kind, _, key in ops if kind == "pay"}
-    assert payments_posted == sum(amounts[k] for k in paid_ids)
+    assert payments_posted == sum(amounts[("pay", k)] for k in paid_ids)
     assert balance == 10_000 + sum(charges.values()) - payments_posted + reversed_total
     # a reversal never exceeds what it reverses
     assert 0 <= reversed_total <= payments_posted

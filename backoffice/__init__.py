@@ -1,0 +1,1 @@
+"""Staff-facing HTTP surface, mounted at /backoffice."""

@@ -1,0 +1,19 @@
+"""Portal routes (mounted at `/`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Router, get
+from litestar.response import Template
+
+from saldo.web import page_or_fragment
+
+
+@get("/", name="landing")
+async def landing(request: Request[Any, Any, Any]) -> Template:
+    """What Saldo is, for debtors and for businesses, with the way in."""
+    return page_or_fragment(request, "portal/landing.html")
+
+
+portal_router = Router(path="/", route_handlers=[landing], include_in_schema=False)

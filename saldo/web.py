@@ -1,0 +1,402 @@
+"""HTTP helpers for `portal/` and `backoffice/`: page or fragment, redirects, language, session.
+
+Handlers call these instead of building htmx responses by hand, so the rules live once:
+
+- `page_or_fragment()` answers an htmx request with the fragment and any other request with the
+  whole page, and always sends `Vary: HX-Request` so caches keep the two apart.
+- `redirect_after_post()` answers a successful mutation: 303 for a plain form, `HX-Redirect`
+  for htmx.
+- `request_language()` picks the interface language: `?lang=` > the `saldo_lang` cookie >
+  Accept-Language > es; `remember_language()` keeps an explicit `?lang=` in that cookie.
+- `session_set()` writes to the server-side session and stamps `created_at` on its first write;
+  `session_expired()` is the absolute-lifetime check that `before_request()` applies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from litestar import Request, Response
+from litestar.datastructures import Cookie, MutableScopeHeaders
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_200_OK, HTTP_303_SEE_OTHER
+from litestar.types import Message, Scope
+
+__all__ = [
+    "DEFAULT_LANGUAGE",
+    "LANGUAGE_COOKIE",
+    "SESSION_ABSOLUTE_SECONDS",
+    "SESSION_CREATED_AT",
+    "SESSION_IDLE_SECONDS",
+    "SUPPORTED_LANGUAGES",
+    "before_request",
+    "current_language",
+    "gettext",
+    "is_htmx",
+    "negotiate_language",
+    "page_or_fragment",
+    "redirect_after_post",
+    "remember_language",
+    "request_language",
+    "session_expired",
+    "session_set",
+    "template_gettext",
+    "template_ngettext",
+    "wants_fragment",
+]
+
+# --- htmx -------------------------------------------------------------------------------------
+
+HX_REQUEST = "HX-Request"
+HX_BOOSTED = "HX-Boosted"
+HX_HISTORY_RESTORE = "HX-History-Restore-Request"
+HX_REDIRECT = "HX-Redirect"
+VARY_VALUE = HX_REQUEST
+
+
+def _flag(request: Request[Any, Any, Any], header: str) -> bool:
+    return request.headers.get(header, "").lower() == "true"
+
+
+def is_htmx(request: Request[Any, Any, Any]) -> bool:
+    """True for any request htmx sent (including boosted links and forms)."""
+    return _flag(request, HX_REQUEST)
+
+
+def wants_fragment(request: Request[Any, Any, Any]) -> bool:
+    """True when htmx asked for a piece of a page it already shows.
+
+    Boosted navigation and history restores replace the whole body, so they get the page.
+    """
+    return (
+        is_htmx(request)
+        and not _flag(request, HX_BOOSTED)
+        and not _flag(request, HX_HISTORY_RESTORE)
+    )
+
+
+def _with_vary(headers: Mapping[str, str] | None) -> dict[str, str]:
+    merged = dict(headers or {})
+    existing = merged.get("Vary")
+    if existing and VARY_VALUE.lower() not in existing.lower():
+        merged["Vary"] = f"{existing}, {VARY_VALUE}"
+    elif not existing:
+        merged["Vary"] = VARY_VALUE
+    return merged
+
+
+def page_or_fragment(
+    request: Request[Any, Any, Any],
+    page: str,
+    fragment: str | None = None,
+    *,
+    context: Mapping[str, Any] | None = None,
+    status_code: int = HTTP_200_OK,
+    headers: Mapping[str, str] | None = None,
+) -> Template:
+    """Render `fragment` for an htmx request, else `page` (which includes the fragment).
+
+    Both templates get the same `context`. With `fragment=None` the page is always rendered
+    (a page that has no partial view yet still varies by HX-Request for caches).
+    """
+    name = fragment if fragment is not None and wants_fragment(request) else page
+    return Template(
+        template_name=name,
+        context=dict(context or {}),
+        status_code=status_code,
+        headers=_with_vary(headers),
+    )
+
+
+def redirect_after_post(request: Request[Any, Any, Any], url: str) -> Response[Any]:
+    """Post/Redirect/Get: 303 to `url`, or an `HX-Redirect` for htmx (a full navigation)."""
+    if is_htmx(request):
+        return Response(
+            content=b"",
+            status_code=HTTP_200_OK,
+            headers=_with_vary({HX_REDIRECT: url}),
+        )
+    return Redirect(path=url, status_code=HTTP_303_SEE_OTHER, headers=_with_vary(None))
+
+
+# --- language -----------------------------------------------------------------------------------
+
+DEFAULT_LANGUAGE = "es"
+SUPPORTED_LANGUAGES = ("es", "en")
+LANGUAGE_COOKIE = "saldo_lang"
+LANGUAGE_COOKIE_MAX_AGE = 365 * 24 * 60 * 60
+_LANGUAGE_STATE_KEY = "saldo_language"
+
+# Interim catalog until Babel catalogs arrive: message ids are the Spanish source strings,
+# looked up only for English. Keys must match the `_()` calls in templates exactly.
+_EN: dict[str, str] = {
+    # base.html
+    "Saltar al contenido": "Skip to content",
+    "Saldo, inicio": "Saldo, home",
+    "Idioma": "Language",
+    "Portal de autogestión para deudores y gestión de cobranza para empresas.": (
+        "Self-service portal for debtors and collections management for businesses."
+    ),
+    "Pagos procesados por Mercado Pago.": "Payments processed by Mercado Pago.",
+    "Acceso para equipos": "Team access",
+    # portal/landing.html
+    "Saldo — Su cuenta, clara y al día": "Saldo — Your account, clear and up to date",
+    "Consulte su saldo, descargue sus facturas, pague con Mercado Pago y proponga un plan de "
+    "pagos.": (
+        "Check your balance, download your invoices, pay with Mercado Pago and propose "
+        "a payment plan."
+    ),
+    "Portal de autogestión": "Self-service portal",
+    "Su cuenta, clara y al día.": "Your account, clear and up to date.",
+    "Consulte su saldo, descargue sus facturas, pague con Mercado Pago o proponga un plan de "
+    "pagos. Desde su teléfono y sin contraseñas.": (
+        "Check your balance, download your invoices, pay with Mercado Pago or propose a payment "
+        "plan. From your phone, with no passwords."
+    ),
+    "Ingresar": "Sign in",
+    "Cómo funciona": "How it works",
+    "Acceso con enlace seguro de un solo uso.": "Access with a secure single-use link.",
+    "Vista de ejemplo": "Sample view",
+    "Saldo pendiente": "Outstanding balance",
+    "Factura": "Invoice",
+    "Vence": "Due",
+    "Vencido": "Overdue",
+    "Al día": "Up to date",
+    "Pagar ahora": "Pay now",
+    "Proponer un plan": "Propose a plan",
+    "Todo lo que necesita para ponerse al día": "Everything you need to get up to date",
+    "Sin llamadas ni filas: resuelva su cuenta cuando le quede cómodo.": (
+        "No calls, no queues: settle your account whenever it suits you."
+    ),
+    "Consulte su saldo": "Check your balance",
+    "Vea cada factura, sus vencimientos y los pagos aplicados, con el detalle de intereses y "
+    "cargos.": (
+        "See every invoice, its due dates and the payments applied, with interest and fees "
+        "itemized."
+    ),
+    "Descargue sus facturas": "Download your invoices",
+    "Facturas y estados de cuenta en PDF, cuando los necesite.": (
+        "Invoices and account statements as PDF, whenever you need them."
+    ),
+    "Pague con Mercado Pago": "Pay with Mercado Pago",
+    "Pague una factura o el total con los medios disponibles en Mercado Pago.": (
+        "Pay one invoice or the full balance with the methods Mercado Pago offers."
+    ),
+    "Proponga un plan de pagos": "Propose a payment plan",
+    "Elija cuotas que pueda cumplir y envíe su propuesta para revisión.": (
+        "Choose installments you can keep and send your proposal for review."
+    ),
+    "¿Ya pagó? Avísenos": "Already paid? Let us know",
+    "Adjunte su comprobante y lo verificamos.": "Attach your receipt and we will verify it.",
+    "Usted decide cómo le contactamos": "You choose how we contact you",
+    "Correo, SMS o WhatsApp, en el horario que prefiera.": (
+        "Email, SMS or WhatsApp, at the times you prefer."
+    ),
+    "Tres pasos, sin contraseñas": "Three steps, no passwords",
+    "Reciba su enlace": "Get your link",
+    "Le enviamos un enlace de acceso por correo o mensaje. Vence en 15 minutos y sirve una sola "
+    "vez.": (
+        "We send you an access link by email or message. It expires in 15 minutes and works "
+        "only once."
+    ),
+    "Confirme su identidad": "Confirm your identity",
+    "Antes de mostrar cualquier dato le pedimos los últimos 4 dígitos de su documento.": (
+        "Before showing any data we ask for the last 4 digits of your ID document."
+    ),
+    "Póngase al día": "Get up to date",
+    "Pague, proponga un plan, prometa una fecha de pago o abra un reclamo.": (
+        "Pay, propose a plan, promise a payment date or open a dispute."
+    ),
+    "Para empresas y estudios de cobranza": "For businesses and collection agencies",
+    "Un back office de cobranza para su equipo": "A collections back office for your team",
+    "Cola de trabajo priorizada, revisión de planes y reclamos, conciliación de pagos e "
+    "indicadores como DSO, antigüedad de saldos y tasa de recupero.": (
+        "A prioritized work queue, plan and dispute review, payment reconciliation and KPIs "
+        "such as DSO, aging and recovery rate."
+    ),
+    "Recordatorios con horarios y límites de contacto respetuosos.": (
+        "Reminders that respect contact hours and frequency limits."
+    ),
+    "Historial completo de cada cuenta en una sola línea de tiempo.": (
+        "The full history of every account on one timeline."
+    ),
+    "Conciliación de Mercado Pago y extractos bancarios.": (
+        "Reconciliation of Mercado Pago and bank statements."
+    ),
+    # backoffice/home.html
+    "Back office": "Back office",
+    "Back office de cobranza": "Collections back office",
+    "El ingreso para el equipo llega junto con las cuentas de personal: usuario, contraseña y "
+    "verificación en dos pasos.": (
+        "Team sign-in arrives together with staff accounts: username, password and two-step "
+        "verification."
+    ),
+    "Ir al portal": "Go to the portal",
+    # error.html
+    "Error": "Error",
+    "Código de error": "Error code",
+    "La solicitud no es válida": "The request is not valid",
+    "Necesita ingresar para continuar": "You need to sign in to continue",
+    "No pudimos verificar esta solicitud": "We could not verify this request",
+    "Si estaba completando un formulario, vuelva a cargar la página e inténtelo de nuevo.": (
+        "If you were filling in a form, reload the page and try again."
+    ),
+    "No encontramos esta página": "We could not find this page",
+    "Puede que la dirección haya cambiado o que el enlace esté incompleto.": (
+        "The address may have changed or the link may be incomplete."
+    ),
+    "Esta acción no está disponible aquí": "This action is not available here",
+    "Revise los datos ingresados": "Please check the information you entered",
+    "Demasiados intentos": "Too many attempts",
+    "Espere un momento e inténtelo de nuevo.": "Wait a moment and try again.",
+    "Algo salió mal de nuestro lado": "Something went wrong on our side",
+    "Ya registramos el problema. Inténtelo de nuevo en unos minutos.": (
+        "We have logged the problem. Please try again in a few minutes."
+    ),
+    "El servicio no está disponible en este momento": "The service is unavailable right now",
+    "No pudimos completar la solicitud": "We could not complete the request",
+    "Volver al inicio": "Back to the home page",
+}
+
+_CATALOGS: dict[str, Mapping[str, str]] = {"es": {}, "en": _EN}
+
+
+def negotiate_language(accept_language: str | None) -> str:
+    """The supported language the Accept-Language header prefers most (default Spanish)."""
+    if not accept_language:
+        return DEFAULT_LANGUAGE
+    ranked: list[tuple[float, int, str]] = []
+    for index, item in enumerate(accept_language.split(",")):
+        tag, _, params = item.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        primary = tag.strip().lower().split("-")[0]
+        if primary in SUPPORTED_LANGUAGES and quality > 0:
+            ranked.append((-quality, index, primary))
+    return min(ranked)[2] if ranked else DEFAULT_LANGUAGE
+
+
+def _supported(value: str | None) -> str | None:
+    return value if value in SUPPORTED_LANGUAGES else None
+
+
+def request_language(request: Request[Any, Any, Any]) -> str:
+    """`?lang=` > the `saldo_lang` cookie > Accept-Language > Spanish (cached per request)."""
+    cached = request.state.get(_LANGUAGE_STATE_KEY)
+    if cached:
+        return str(cached)
+    language = (
+        _supported(request.query_params.get("lang"))
+        or _supported(request.cookies.get(LANGUAGE_COOKIE))
+        or negotiate_language(request.headers.get("accept-language"))
+    )
+    request.state[_LANGUAGE_STATE_KEY] = language
+    return language
+
+
+def remember_language(secure: bool) -> Callable[[Message, Scope], Awaitable[None]]:
+    """A `before_send` hook: an explicit `?lang=` choice is kept in a cookie for later visits.
+
+    A cookie rather than the session: it outlives the 30-minute session, costs no Redis key and
+    also reaches pages served without the session middleware (404s, static files).
+    """
+
+    async def hook(message: Message, scope: Scope) -> None:
+        if message["type"] != "http.response.start":
+            return
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        language = _supported(next(iter(query.get("lang", [])), None))
+        if not language:
+            return
+        cookie = Cookie(
+            key=LANGUAGE_COOKIE,
+            value=language,
+            max_age=LANGUAGE_COOKIE_MAX_AGE,
+            path="/",
+            secure=secure,
+            httponly=True,
+            samesite="lax",
+        )
+        MutableScopeHeaders.from_message(message).add("set-cookie", cookie.to_header(header=""))
+
+    return hook
+
+
+def gettext(language: str, message: str) -> str:
+    return _CATALOGS.get(language, {}).get(message, message)
+
+
+@pass_context
+def template_gettext(context: Context, message: str) -> str:
+    """Jinja's i18n `gettext`: the language comes from the request being rendered."""
+    request = context.get("request")
+    language = context.get("lang") or (
+        request_language(request) if request is not None else DEFAULT_LANGUAGE
+    )
+    return gettext(str(language), message)
+
+
+@pass_context
+def template_ngettext(context: Context, singular: str, plural: str, n: int) -> str:
+    return template_gettext(context, singular if n == 1 else plural)
+
+
+@pass_context
+def current_language(context: Context) -> str:
+    request = context.get("request")
+    return str(context.get("lang") or (request_language(request) if request else DEFAULT_LANGUAGE))
+
+
+# --- session ------------------------------------------------------------------------------------
+
+SESSION_CREATED_AT = "created_at"
+SESSION_IDLE_SECONDS = 30 * 60
+SESSION_ABSOLUTE_SECONDS = 12 * 60 * 60
+
+
+def _session(request: Request[Any, Any, Any]) -> dict[str, Any] | None:
+    """The session dict, or None on routes without the session middleware (static, health)."""
+    session = request.scope.get("session")
+    return session if isinstance(session, dict) else None
+
+
+def session_set(
+    request: Request[Any, Any, Any], key: str, value: Any, *, now: float | None = None
+) -> None:
+    """Write one session value; the first write stamps `created_at` (epoch seconds).
+
+    `created_at` is what the absolute lifetime is measured from; login must start a new session
+    (new id, new `created_at`) rather than reuse an anonymous one.
+    """
+    session = _session(request)
+    if session is None:
+        raise RuntimeError(f"{request.scope['path']} runs without the session middleware")
+    if SESSION_CREATED_AT not in session:
+        session[SESSION_CREATED_AT] = int(time.time() if now is None else now)
+    session[key] = value
+
+
+def session_expired(session: Mapping[str, Any], now: float) -> bool:
+    """True once a session is older than the absolute limit (idle expiry is Redis's TTL)."""
+    created = session.get(SESSION_CREATED_AT)
+    if not isinstance(created, int | float):
+        return bool(session)  # data without a birth date is not trusted
+    return now - created > SESSION_ABSOLUTE_SECONDS
+
+
+async def before_request(request: Request[Any, Any, Any]) -> None:
+    """App-wide hook: a session past its absolute lifetime is emptied (and so deleted)."""
+    session = _session(request)
+    if session and session_expired(session, time.time()):
+        session.clear()
