@@ -27,6 +27,8 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_200_OK, HTTP_303_SEE_OTHER
 from litestar.types import Message, Scope
 
+from saldo import i18n
+
 __all__ = [
     "DEFAULT_LANGUAGE",
     "LANGUAGE_COOKIE",
@@ -126,144 +128,11 @@ def redirect_after_post(request: Request[Any, Any, Any], url: str) -> Response[A
 
 # --- language -----------------------------------------------------------------------------------
 
-DEFAULT_LANGUAGE = "es"
-SUPPORTED_LANGUAGES = ("es", "en")
+DEFAULT_LANGUAGE = i18n.DEFAULT_LANGUAGE
+SUPPORTED_LANGUAGES = i18n.SUPPORTED_LANGUAGES
 LANGUAGE_COOKIE = "saldo_lang"
 LANGUAGE_COOKIE_MAX_AGE = 365 * 24 * 60 * 60
 _LANGUAGE_STATE_KEY = "saldo_language"
-
-# Interim catalog until Babel catalogs arrive: message ids are the Spanish source strings,
-# looked up only for English. Keys must match the `_()` calls in templates exactly.
-_EN: dict[str, str] = {
-    # base.html
-    "Saltar al contenido": "Skip to content",
-    "Saldo, inicio": "Saldo, home",
-    "Idioma": "Language",
-    "Portal de autogestión para deudores y gestión de cobranza para empresas.": (
-        "Self-service portal for debtors and collections management for businesses."
-    ),
-    "Pagos procesados por Mercado Pago.": "Payments processed by Mercado Pago.",
-    "Acceso para equipos": "Team access",
-    # portal/landing.html
-    "Saldo — Su cuenta, clara y al día": "Saldo — Your account, clear and up to date",
-    "Consulte su saldo, descargue sus facturas, pague con Mercado Pago y proponga un plan de "
-    "pagos.": (
-        "Check your balance, download your invoices, pay with Mercado Pago and propose "
-        "a payment plan."
-    ),
-    "Portal de autogestión": "Self-service portal",
-    "Su cuenta, clara y al día.": "Your account, clear and up to date.",
-    "Consulte su saldo, descargue sus facturas, pague con Mercado Pago o proponga un plan de "
-    "pagos. Desde su teléfono y sin contraseñas.": (
-        "Check your balance, download your invoices, pay with Mercado Pago or propose a payment "
-        "plan. From your phone, with no passwords."
-    ),
-    "Ingresar": "Sign in",
-    "Cómo funciona": "How it works",
-    "Acceso con enlace seguro de un solo uso.": "Access with a secure single-use link.",
-    "Vista de ejemplo": "Sample view",
-    "Saldo pendiente": "Outstanding balance",
-    "Factura": "Invoice",
-    "Vence": "Due",
-    "Vencido": "Overdue",
-    "Al día": "Up to date",
-    "Pagar ahora": "Pay now",
-    "Proponer un plan": "Propose a plan",
-    "Todo lo que necesita para ponerse al día": "Everything you need to get up to date",
-    "Sin llamadas ni filas: resuelva su cuenta cuando le quede cómodo.": (
-        "No calls, no queues: settle your account whenever it suits you."
-    ),
-    "Consulte su saldo": "Check your balance",
-    "Vea cada factura, sus vencimientos y los pagos aplicados, con el detalle de intereses y "
-    "cargos.": (
-        "See every invoice, its due dates and the payments applied, with interest and fees "
-        "itemized."
-    ),
-    "Descargue sus facturas": "Download your invoices",
-    "Facturas y estados de cuenta en PDF, cuando los necesite.": (
-        "Invoices and account statements as PDF, whenever you need them."
-    ),
-    "Pague con Mercado Pago": "Pay with Mercado Pago",
-    "Pague una factura o el total con los medios disponibles en Mercado Pago.": (
-        "Pay one invoice or the full balance with the methods Mercado Pago offers."
-    ),
-    "Proponga un plan de pagos": "Propose a payment plan",
-    "Elija cuotas que pueda cumplir y envíe su propuesta para revisión.": (
-        "Choose installments you can keep and send your proposal for review."
-    ),
-    "¿Ya pagó? Avísenos": "Already paid? Let us know",
-    "Adjunte su comprobante y lo verificamos.": "Attach your receipt and we will verify it.",
-    "Usted decide cómo le contactamos": "You choose how we contact you",
-    "Correo, SMS o WhatsApp, en el horario que prefiera.": (
-        "Email, SMS or WhatsApp, at the times you prefer."
-    ),
-    "Tres pasos, sin contraseñas": "Three steps, no passwords",
-    "Reciba su enlace": "Get your link",
-    "Le enviamos un enlace de acceso por correo o mensaje. Vence en 15 minutos y sirve una sola "
-    "vez.": (
-        "We send you an access link by email or message. It expires in 15 minutes and works "
-        "only once."
-    ),
-    "Confirme su identidad": "Confirm your identity",
-    "Antes de mostrar cualquier dato le pedimos los últimos 4 dígitos de su documento.": (
-        "Before showing any data we ask for the last 4 digits of your ID document."
-    ),
-    "Póngase al día": "Get up to date",
-    "Pague, proponga un plan, prometa una fecha de pago o abra un reclamo.": (
-        "Pay, propose a plan, promise a payment date or open a dispute."
-    ),
-    "Para empresas y estudios de cobranza": "For businesses and collection agencies",
-    "Un back office de cobranza para su equipo": "A collections back office for your team",
-    "Cola de trabajo priorizada, revisión de planes y reclamos, conciliación de pagos e "
-    "indicadores como DSO, antigüedad de saldos y tasa de recupero.": (
-        "A prioritized work queue, plan and dispute review, payment reconciliation and KPIs "
-        "such as DSO, aging and recovery rate."
-    ),
-    "Recordatorios con horarios y límites de contacto respetuosos.": (
-        "Reminders that respect contact hours and frequency limits."
-    ),
-    "Historial completo de cada cuenta en una sola línea de tiempo.": (
-        "The full history of every account on one timeline."
-    ),
-    "Conciliación de Mercado Pago y extractos bancarios.": (
-        "Reconciliation of Mercado Pago and bank statements."
-    ),
-    # backoffice/home.html
-    "Back office": "Back office",
-    "Back office de cobranza": "Collections back office",
-    "El ingreso para el equipo llega junto con las cuentas de personal: usuario, contraseña y "
-    "verificación en dos pasos.": (
-        "Team sign-in arrives together with staff accounts: username, password and two-step "
-        "verification."
-    ),
-    "Ir al portal": "Go to the portal",
-    # error.html
-    "Error": "Error",
-    "Código de error": "Error code",
-    "La solicitud no es válida": "The request is not valid",
-    "Necesita ingresar para continuar": "You need to sign in to continue",
-    "No pudimos verificar esta solicitud": "We could not verify this request",
-    "Si estaba completando un formulario, vuelva a cargar la página e inténtelo de nuevo.": (
-        "If you were filling in a form, reload the page and try again."
-    ),
-    "No encontramos esta página": "We could not find this page",
-    "Puede que la dirección haya cambiado o que el enlace esté incompleto.": (
-        "The address may have changed or the link may be incomplete."
-    ),
-    "Esta acción no está disponible aquí": "This action is not available here",
-    "Revise los datos ingresados": "Please check the information you entered",
-    "Demasiados intentos": "Too many attempts",
-    "Espere un momento e inténtelo de nuevo.": "Wait a moment and try again.",
-    "Algo salió mal de nuestro lado": "Something went wrong on our side",
-    "Ya registramos el problema. Inténtelo de nuevo en unos minutos.": (
-        "We have logged the problem. Please try again in a few minutes."
-    ),
-    "El servicio no está disponible en este momento": "The service is unavailable right now",
-    "No pudimos completar la solicitud": "We could not complete the request",
-    "Volver al inicio": "Back to the home page",
-}
-
-_CATALOGS: dict[str, Mapping[str, str]] = {"es": {}, "en": _EN}
 
 
 def negotiate_language(accept_language: str | None) -> str:
@@ -334,7 +203,7 @@ def remember_language(secure: bool) -> Callable[[Message, Scope], Awaitable[None
 
 
 def gettext(language: str, message: str) -> str:
-    return _CATALOGS.get(language, {}).get(message, message)
+    return i18n.gettext(language, message)
 
 
 @pass_context
