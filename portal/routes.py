@@ -7,6 +7,7 @@ from typing import Any
 from litestar import Request, Router, get
 from litestar.response import Template
 
+from portal import account, login
 from saldo.web import page_or_fragment
 
 
@@ -16,4 +17,8 @@ async def landing(request: Request[Any, Any, Any]) -> Template:
     return page_or_fragment(request, "portal/landing.html")
 
 
-portal_router = Router(path="/", route_handlers=[landing], include_in_schema=False)
+portal_router = Router(
+    path="/",
+    route_handlers=[landing, *login.handlers, *account.handlers],
+    include_in_schema=False,
+)

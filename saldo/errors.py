@@ -41,3 +41,10 @@ class ImportFileError(SaldoError):
         self.file = file
         self.line = line
         self.reason = reason
+
+
+class LoginRequired(SaldoError):
+    """The page needs a signed-in debtor (HTML: redirect to /login; JSON: 401)."""
+
+    status_code = 401
+    title = "Sign-in required"
