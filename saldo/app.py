@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
@@ -46,13 +46,16 @@ from backoffice.routes import backoffice_router
 from portal.routes import portal_router
 from saldo.db import DB
 from saldo.embedded import EmbeddedServers, ensure_servers
-from saldo.errors import SaldoError, ValidationFailed
+from saldo.errors import LoginRequired, SaldoError, ValidationFailed
 from saldo.health import health_router
+from saldo.notify import email_sender_from_settings
 from saldo.settings import Settings
 from saldo.web import (
     SESSION_IDLE_SECONDS,
+    SESSION_ROTATE,
     before_request,
     current_language,
+    redirect_after_post,
     remember_language,
     template_gettext,
     template_ngettext,
@@ -86,7 +89,9 @@ def create_app(
     """Build the ASGI app.
 
     `redis_prefix` namespaces every Redis key the web app writes (sessions live under
-    `{redis_prefix}session:`). `extra_route_handlers` are mounted next to the real routers
+    `{redis_prefix}session:`, sign-in rate limits under `{redis_prefix}login:`). The email
+    sender (SMTP when SMTP_URL is set, else the file outbox) is `app.state.email_sender`.
+    `extra_route_handlers` are mounted next to the real routers
     (tests use it to add probe routes). PostgreSQL and Redis come from the settings, else
     DATABASE_URL / REDIS_URL, else embedded servers under SALDO_DATA_DIR.
     """
@@ -130,7 +135,15 @@ def create_app(
         before_send=[_security_headers(secure), remember_language(secure)],
         exception_handlers={Exception: handle_exception},
         lifespan=[_connections],
-        state=State({"redis": redis, "settings": settings, "embedded": embedded}),
+        state=State(
+            {
+                "redis": redis,
+                "redis_prefix": redis_prefix,
+                "settings": settings,
+                "embedded": embedded,
+                "email_sender": email_sender_from_settings(settings),
+            }
+        ),
         openapi_config=OpenAPIConfig(
             title="Saldo API",
             version="1",
@@ -177,13 +190,24 @@ def _derive_key(secret: str, purpose: str) -> str:
 # --- sessions -----------------------------------------------------------------------------------
 
 
+_ROTATED_SESSION_ID = "saldo.session.rotated_id"
+
+
 class _LazySessionBackend(ServerSideSessionBackend):
-    """Writes to Redis only when a session holds data.
+    """Writes to Redis only when a session holds data, and rotates the id on request.
 
     Litestar's backend stores (and sets a cookie for) an empty session on every response, which
     would give each anonymous request — probes, crawlers — a Redis key. Here an empty session
     is skipped, and a session emptied during the request is deleted along with its cookie.
+
+    A handler that called `saldo.web.rotate_session()` (sign-in) gets a new session id: the
+    old id's Redis key is deleted and the data is stored under a fresh random id, which the
+    cookie then carries.
     """
+
+    def get_session_id(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+        rotated = cast(dict[str, Any], connection.scope).get(_ROTATED_SESSION_ID)
+        return rotated if isinstance(rotated, str) else super().get_session_id(connection)
 
     async def store_in_message(
         self,
@@ -191,6 +215,12 @@ class _LazySessionBackend(ServerSideSessionBackend):
         message: Message,
         connection: ASGIConnection[Any, Any, Any, Any],
     ) -> None:
+        scope = cast(dict[str, Any], connection.scope)
+        if scope.get(SESSION_ROTATE) and _ROTATED_SESSION_ID not in scope:
+            old_id = connection.cookies.get(self.config.key)
+            if old_id and old_id != "null":
+                await self.delete(old_id, store=self.config.get_store_from_app(scope["app"]))
+            scope[_ROTATED_SESSION_ID] = self.generate_session_id()
         if scope_session is not Empty and not scope_session:
             if not connection.cookies.get(self.config.key):
                 return
@@ -371,7 +401,12 @@ def wants_json(request: Request[Any, Any, Any]) -> bool:
 
 
 def handle_exception(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """The one place exceptions become HTTP: problem+json for API clients, else a styled page."""
+    """The one place exceptions become HTTP: problem+json for API clients, else a styled page.
+
+    A browser that needs to sign in is sent to the sign-in page instead (303, or HX-Redirect).
+    """
+    if isinstance(exc, LoginRequired) and not wants_json(request):
+        return redirect_after_post(request, request.app.route_reverse("login"))
     problem = problem_for(exc)
     if problem.status >= 500:
         log.error(

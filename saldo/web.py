@@ -6,17 +6,19 @@ Handlers call these instead of building htmx responses by hand, so the rules liv
   whole page, and always sends `Vary: HX-Request` so caches keep the two apart.
 - `redirect_after_post()` answers a successful mutation: 303 for a plain form, `HX-Redirect`
   for htmx.
-- `request_language()` picks the interface language: `?lang=` > the `saldo_lang` cookie >
-  Accept-Language > es; `remember_language()` keeps an explicit `?lang=` in that cookie.
+- `request_language()` picks the interface language: `?lang=` > the signed-in debtor's
+  preference (the session's `language`) > the `saldo_lang` cookie > Accept-Language > es;
+  `remember_language()` keeps an explicit `?lang=` in that cookie.
 - `session_set()` writes to the server-side session and stamps `created_at` on its first write;
   `session_expired()` is the absolute-lifetime check that `before_request()` applies.
+- `rotate_session()` empties the session and has it stored under a new id (sign-in).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 from jinja2 import pass_context
@@ -35,6 +37,8 @@ __all__ = [
     "SESSION_ABSOLUTE_SECONDS",
     "SESSION_CREATED_AT",
     "SESSION_IDLE_SECONDS",
+    "SESSION_LANGUAGE",
+    "SESSION_ROTATE",
     "SUPPORTED_LANGUAGES",
     "before_request",
     "current_language",
@@ -45,6 +49,7 @@ __all__ = [
     "redirect_after_post",
     "remember_language",
     "request_language",
+    "rotate_session",
     "session_expired",
     "session_set",
     "template_gettext",
@@ -161,12 +166,23 @@ def _supported(value: str | None) -> str | None:
 
 
 def request_language(request: Request[Any, Any, Any]) -> str:
-    """`?lang=` > the `saldo_lang` cookie > Accept-Language > Spanish (cached per request)."""
+    """`?lang=` > the signed-in debtor's preference > the `saldo_lang` cookie >
+    Accept-Language > Spanish (cached per request).
+
+    The preference is the session's `language`, written at sign-in. Switching with `?lang=`
+    while signed in replaces it for the rest of that session (not the stored preference).
+    """
     cached = request.state.get(_LANGUAGE_STATE_KEY)
     if cached:
         return str(cached)
+    explicit = _supported(request.query_params.get("lang"))
+    session = _session(request)
+    preferred = _supported(session.get(SESSION_LANGUAGE)) if session else None
+    if session and explicit and preferred and explicit != preferred:
+        session[SESSION_LANGUAGE] = explicit
     language = (
-        _supported(request.query_params.get("lang"))
+        explicit
+        or preferred
         or _supported(request.cookies.get(LANGUAGE_COOKIE))
         or negotiate_language(request.headers.get("accept-language"))
     )
@@ -230,6 +246,9 @@ def current_language(context: Context) -> str:
 # --- session ------------------------------------------------------------------------------------
 
 SESSION_CREATED_AT = "created_at"
+SESSION_LANGUAGE = "language"
+# Scope flag read by the session backend in app.py: store this session under a new id.
+SESSION_ROTATE = "saldo.session.rotate"
 SESSION_IDLE_SECONDS = 30 * 60
 SESSION_ABSOLUTE_SECONDS = 12 * 60 * 60
 
@@ -254,6 +273,20 @@ def session_set(
     if SESSION_CREATED_AT not in session:
         session[SESSION_CREATED_AT] = int(time.time() if now is None else now)
     session[key] = value
+
+
+def rotate_session(request: Request[Any, Any, Any]) -> None:
+    """Start over with an empty session that will be stored under a new id.
+
+    The old id's Redis key is deleted when the response is sent, so a session id an attacker
+    planted or saw before sign-in is worthless after it. The next `session_set()` stamps a new
+    `created_at`, so the absolute lifetime counts from the sign-in.
+    """
+    session = _session(request)
+    if session is None:
+        raise RuntimeError(f"{request.scope['path']} runs without the session middleware")
+    session.clear()
+    cast(dict[str, Any], request.scope)[SESSION_ROTATE] = True
 
 
 def session_expired(session: Mapping[str, Any], now: float) -> bool:
