@@ -1,18 +1,21 @@
 """SQL of the portfolio import (see `saldo.services.portfolio_import`).
 
 Everything works on a schema of its own per run, `import_run_<id>`, dropped at the end. Its tables
-are UNLOGGED (no WAL; several connections can load them at once and parallel workers can scan
-them) and keep the files as text:
+are UNLOGGED (no WAL; several connections load and summarise them at once) and keep the files as
+text:
 
 - `debtor_rows`: the debtors file, one row per data line, `line` = physical line (header = 1).
-- `line_rows`: a view over the invoices file, loaded as one or more chunk tables in parallel.
+- `line_rows`: a view over the invoices file, COPYed as chunk tables `line_rows_<k>` in parallel.
+  Each chunk is processed on the connection that loaded it: `<chunk>_amount` (its distinct
+  amount texts), `<chunk>_typed` (its lines typed, totalled and hashed; view `line_typed`) and
+  `<chunk>_head` (partial invoice heads); the main transaction merges the heads.
 
 Validation is set-based and exact: every check yields the lowest line it rejects, and the import
-reports the lowest of those. Costly per-row work is avoided by checking distinct values (amounts,
+reports the lowest of those. Per-row work is avoided by checking distinct values (amounts,
 dates, currencies, time zones) and whole invoices (one `invoice_head` row per invoice number and
 distinct debtor/currency/date combination) instead of every row.
 
-Functions here only build SQL text; the statements take the creditor id as `$1`.
+Functions here only build SQL text; statements that need the creditor id take it as `$1`.
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ AMOUNT_PATTERNS = {
     "tax_rate": _decimal_pattern(InvoiceLine.tax_rate),
 }
 DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+BIGINT_MAX = 2**63 - 1
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 LANGUAGE_PATTERN = r"^[a-z]{2}(-[A-Z]{2})?$"
 COUNTRY_PATTERN = r"^[A-Z]{2}$"
@@ -96,6 +100,11 @@ def first_row(sql: str) -> str:
     return (
         f"WITH found AS MATERIALIZED ({sql}) SELECT line, reason FROM found ORDER BY line LIMIT 1"
     )
+
+
+def _typmod(column: object) -> str:
+    precision, scale = column.digits  # type: ignore[attr-defined]
+    return f"numeric({precision}, {scale})"
 
 
 def _max_length(table: type, column: str) -> int:
@@ -154,13 +163,109 @@ def create_reference_tables(s: str) -> list[str]:
 
 
 def fill_currencies(s: str) -> str:
-    """$1 codes, $2 exponents; `factor` scales `quantity × unit_price × (100 + tax)` to minor
-    units (10^(exponent - 2))."""
+    """$1 codes, $2 exponents. `factor` = 10^(exponent - 2) turns
+    `quantity × unit_price × (100 + tax_rate)` into minor units."""
     return (
         f"INSERT INTO {s}.currency (code, exponent, factor) "
         "SELECT code, exponent, power(10::numeric, exponent - 2) "
         "FROM unnest($1::text[], $2::int[]) AS c(code, exponent)"
     )
+
+
+def _factor(exponents: dict[str, int], column: str) -> str:
+    """Inline `factor` of a currency column (unknown codes get 1; they are rejected anyway)."""
+    cases = " ".join(
+        f"WHEN {_literal(code)} THEN {10 ** (e - 2) if e >= 2 else '0.' + '0' * (1 - e) + '1'}"
+        for code, e in sorted(exponents.items())
+        if e != 2
+    )
+    return f"CASE {column} {cases} ELSE 1 END" if cases else "1"
+
+
+def summarise_amounts(s: str, chunk: str) -> str:
+    """Distinct amount texts of one chunk (checked once each, never once per row)."""
+    parts = " UNION ALL ".join(
+        f"SELECT DISTINCT '{c}' AS field, {c} AS value FROM {s}.{chunk}" for c in AMOUNT_PATTERNS
+    )
+    return f"CREATE UNLOGGED TABLE {s}.{chunk}_amount AS {parts}"
+
+
+def amounts_are_decimals(s: str, chunk: str) -> str:
+    """Whether every distinct amount text of the chunk is a plain non-negative decimal."""
+    bad = " OR ".join(
+        f"(field = '{c}' AND value !~ '{pattern}')" for c, (pattern, _) in AMOUNT_PATTERNS.items()
+    )
+    return f"SELECT NOT EXISTS (SELECT 1 FROM {s}.{chunk}_amount WHERE {bad})"
+
+
+# md5 of the line count, the sum of the lines' 64-bit hashes, and the sum of position × 31-bit
+# hash with positions counted from the invoice's first row (see `create_invoice_heads`).
+_DIGEST = "md5(line_count || ':' || h_sum || ':' || (kl_sum - (first_line - 1) * k_sum))"
+
+
+def type_lines(s: str, chunk: str, offset: int, exponents: dict[str, int]) -> str:
+    """One chunk's lines typed, with their total in minor units and the hash behind the digest.
+
+    Only for a chunk whose amounts all passed `amounts_are_decimals`. A line's total is
+    `round(quantity × unit_price × (100 + tax_rate) × 10^(exponent − 2))`, rounded half away
+    from zero (half-up for these non-negative amounts), as `saldo.money.line_total`; an absurd
+    one beyond bigint is capped there, and its invoice refused as too large. `h` hashes
+    (description, quantity, unit_price, tax_rate) as written.
+    """
+    return f"""
+CREATE UNLOGGED TABLE {s}.{chunk}_typed WITH (autovacuum_enabled = off) AS
+SELECT line, invoice_number, debtor_external_id, currency, issue_date, due_date, description,
+       quantity, unit_price, tax_rate,
+       least(round(quantity * unit_price * (100 + tax_rate) * {_factor(exponents, "currency")}),
+             {BIGINT_MAX})::bigint AS total,
+       h
+FROM (
+    SELECT line + {offset} AS line, invoice_number, debtor_external_id, currency, issue_date,
+           due_date, description,
+           quantity::{_typmod(InvoiceLine.quantity)} AS quantity,
+           unit_price::{_typmod(InvoiceLine.unit_price)} AS unit_price,
+           tax_rate::{_typmod(InvoiceLine.tax_rate)} AS tax_rate,
+           hashtextextended(description, hashtextextended(quantity,
+               hashtextextended(unit_price, hashtextextended(tax_rate, 0)))) AS h
+    FROM {s}.{chunk}
+    OFFSET 0
+) cast_once
+"""
+
+
+def summarise_invoices(s: str, chunk: str, *, typed: bool, offset: int = 0) -> str:
+    """Partial invoice heads of one chunk: lines, total and the sums behind the digest.
+
+    From the typed chunk when its amounts are valid; otherwise from the text rows, without
+    total nor digest (the import is refused then, only line numbers matter). `h_sum` adds the
+    lines' 64-bit hashes; `k_sum` and `kl_sum` add a 31-bit part of them, plain and times the
+    line number, so that a line's position inside its invoice counts.
+    """
+    keys = "invoice_number, debtor_external_id, currency, issue_date, due_date"
+    if not typed:
+        return f"""
+CREATE UNLOGGED TABLE {s}.{chunk}_head AS
+SELECT {keys}, min(line) + {offset} AS first_line, max(line) + {offset} AS last_line,
+       count(*) AS line_count, NULL::numeric AS total, NULL::numeric AS h_sum,
+       NULL::numeric AS k_sum, NULL::numeric AS kl_sum, NULL::text AS digest
+FROM {s}.{chunk}
+GROUP BY {keys}
+"""
+    return f"""
+CREATE UNLOGGED TABLE {s}.{chunk}_head AS
+SELECT *, {_DIGEST} AS digest FROM (
+    SELECT {keys}, min(line) AS first_line, max(line) AS last_line, count(*) AS line_count,
+           sum(total) AS total, sum(h) AS h_sum, sum(h >> 33) AS k_sum,
+           sum(line * (h >> 33)) AS kl_sum
+    FROM {s}.{chunk}_typed
+    GROUP BY {keys}
+) sums
+"""
+
+
+def create_typed_view(s: str, chunks: Sequence[str]) -> str:
+    parts = " UNION ALL ".join(f"SELECT * FROM {s}.{chunk}_typed" for chunk in chunks)
+    return f"CREATE VIEW {s}.line_typed AS {parts}"
 
 
 def line_with_field_break(s: str, table: str, columns: Sequence[str]) -> str:
@@ -221,26 +326,26 @@ JOIN (SELECT external_id, min(line) AS first_line FROM {s}.debtor_rows
 # ---------------------------------------------------------------------------- invoices: checks
 
 
-def bad_amounts(s: str) -> str:
-    """Distinct quantity / unit_price / tax_rate texts that are not plain non-negative decimals.
-
-    Each column's distinct values are materialized first, so each pattern is matched once per
-    distinct value, never once per row.
-    """
-    ctes, parts = [], []
-    for column, (pattern, human) in AMOUNT_PATTERNS.items():
-        ctes.append(f"{column} AS MATERIALIZED (SELECT DISTINCT {column} AS v FROM {s}.line_rows)")
-        parts.append(
-            f"""
-    SELECT '{column}' AS field, v AS value, CASE
-        WHEN v ~ '^-' AND substr(v, 2) ~ '{pattern}' THEN 'negative {column} ' || {_shown("v")}
-        ELSE 'malformed {column} ' || {_shown("v")} || ' (expected {human})'
-    END AS reason
-    FROM {column} WHERE v !~ '{pattern}'"""
-        )
-    return f"CREATE UNLOGGED TABLE {s}.bad_amount AS WITH {', '.join(ctes)} " + " UNION ALL ".join(
-        parts
+def bad_amounts(s: str, chunks: Sequence[str]) -> str:
+    """Distinct quantity / unit_price / tax_rate texts that are not plain non-negative decimals."""
+    values = " UNION ".join(f"SELECT field, value FROM {s}.{chunk}_amount" for chunk in chunks)
+    cases = "\n        ".join(
+        f"WHEN field = '{c}' AND value !~ '{pattern}' THEN CASE "
+        f"WHEN value ~ '^-' AND substr(value, 2) ~ '{pattern}' "
+        f"THEN 'negative {c} ' || {_shown('value')} "
+        f"ELSE 'malformed {c} ' || {_shown('value')} || ' (expected {human})' END"
+        for c, (pattern, human) in AMOUNT_PATTERNS.items()
     )
+    return f"""
+CREATE UNLOGGED TABLE {s}.bad_amount AS
+SELECT field, value, reason FROM (
+    SELECT field, value, CASE
+        {cases}
+    END AS reason
+    FROM ({values}) v
+) checked
+WHERE reason IS NOT NULL
+"""
 
 
 def first_bad_amount(s: str) -> str:
@@ -255,28 +360,44 @@ WHERE q.value IS NOT NULL OR p.value IS NOT NULL OR t.value IS NOT NULL
 """)
 
 
-def create_invoice_heads(s: str) -> str:
-    """One row per invoice number and distinct (debtor, currency, dates): a valid file has one.
+def create_invoice_heads(s: str, chunks: Sequence[str]) -> list[str]:
+    """`invoice_head`: one row per invoice number and distinct (debtor, currency, dates), a
+    single one per invoice in a valid file.
 
-    `digest` fingerprints the invoice's lines as written in the file: md5 of the line count, the
-    sum of a 64-bit hash of each line's (description, quantity, unit_price, tax_rate), and the
-    sum of each line's position times a 31-bit part of that hash. Positions count from the
-    invoice's first row, so moving the invoice within the file changes nothing, while editing,
-    adding, removing or reordering its lines changes the digest.
+    It is the parent of the chunks' partial heads (no copy); `repeated_number` lists the numbers
+    with more than one row there: invoices straddling two chunks, or rows that disagree.
+
+    `digest` fingerprints an invoice's lines as written: md5 of the line count, the sum of their
+    64-bit hashes, and the sum of position × 31-bit hash, positions counted from the invoice's
+    first row. Moving the invoice within the file changes nothing; editing, adding, removing or
+    reordering its lines changes the digest.
     """
-    h = (
-        "hashtextextended(description, hashtextextended(quantity, "
-        "hashtextextended(unit_price, hashtextextended(tax_rate, 0))))"
-    )
-    return f"""
-CREATE UNLOGGED TABLE {s}.invoice_head AS
-SELECT invoice_number, debtor_external_id, currency, issue_date, due_date,
-       min(line) AS first_line, max(line) AS last_line, count(*) AS line_count,
-       md5(count(*) || ':' || sum({h}) || ':'
-           || (sum(line * ({h} >> 33)) - (min(line) - 1) * sum({h} >> 33))) AS digest
-FROM {s}.line_rows
-GROUP BY invoice_number, debtor_external_id, currency, issue_date, due_date
-"""
+    return [
+        f"CREATE UNLOGGED TABLE {s}.invoice_head (LIKE {s}.{chunks[0]}_head)",
+        *(f"ALTER TABLE {s}.{chunk}_head INHERIT {s}.invoice_head" for chunk in chunks),
+        f"CREATE UNLOGGED TABLE {s}.repeated_number AS SELECT invoice_number "
+        f"FROM {s}.invoice_head GROUP BY invoice_number HAVING count(*) > 1",
+    ]
+
+
+def merge_repeated_heads(s: str) -> list[str]:
+    """Sum the partial heads of repeated invoice numbers into one row per distinct head."""
+    keys = "invoice_number, debtor_external_id, currency, issue_date, due_date"
+    repeated = f"invoice_number IN (SELECT invoice_number FROM {s}.repeated_number)"
+    return [
+        f"""
+CREATE UNLOGGED TABLE {s}.merged_head AS
+SELECT *, {_DIGEST} AS digest FROM (
+    SELECT {keys}, min(first_line) AS first_line, max(last_line) AS last_line,
+           sum(line_count) AS line_count, sum(total) AS total, sum(h_sum) AS h_sum,
+           sum(k_sum) AS k_sum, sum(kl_sum) AS kl_sum
+    FROM {s}.invoice_head WHERE {repeated}
+    GROUP BY {keys}
+) sums
+""",
+        f"DELETE FROM {s}.invoice_head WHERE {repeated}",
+        f"INSERT INTO {s}.invoice_head SELECT * FROM {s}.merged_head",
+    ]
 
 
 def create_date_values(s: str) -> str:
@@ -326,6 +447,7 @@ SELECT line, reason FROM (
             THEN 'bad due_date ' || {_shown("h.due_date")} || ' (' || dd.problem || ')'
         WHEN dd.value < di.value
             THEN 'due_date ' || h.due_date || ' is before issue_date ' || h.issue_date
+        WHEN h.total >= {BIGINT_MAX} THEN 'invoice total too large'
     END AS reason
     FROM {s}.invoice_head h
     LEFT JOIN {s}.currency c ON c.code = h.currency
@@ -337,8 +459,9 @@ WHERE reason IS NOT NULL
 
 
 def invoice_split_exists(s: str) -> str:
+    """Whether an invoice number still has several heads after merging: its rows disagree."""
     return f"""
-SELECT EXISTS (SELECT 1 FROM {s}.invoice_head GROUP BY invoice_number HAVING count(*) > 1)
+SELECT EXISTS (SELECT 1 FROM {s}.merged_head GROUP BY invoice_number HAVING count(*) > 1)
 """
 
 
@@ -367,18 +490,29 @@ WHERE o.first_line <> o.invoice_first
 """)
 
 
+def create_pairs(s: str) -> str:
+    """Each (debtor, currency) the invoices need, with the stored debtor and account, if any."""
+    return f"""
+CREATE UNLOGGED TABLE {s}.pair AS
+SELECT p.debtor_external_id, p.currency, d.id AS debtor_id, a.id AS account_id,
+       d.id IS NULL AS debtor_is_new, a.id IS NULL AS account_is_new
+FROM (SELECT DISTINCT debtor_external_id, currency FROM {s}.invoice_head) p
+LEFT JOIN debtor d ON d.creditor = $1 AND d.external_id = p.debtor_external_id
+LEFT JOIN account a ON a.debtor = d.id AND a.currency = p.currency
+"""
+
+
 def unknown_debtor(s: str) -> str:
     """The first invoice row naming a debtor in neither the debtors file nor the database."""
     return first_row(f"""
-WITH named AS (SELECT DISTINCT debtor_external_id AS external_id FROM {s}.invoice_head),
-missing AS (
-    SELECT n.external_id FROM named n
-    WHERE NOT EXISTS (SELECT 1 FROM {s}.debtor_rows r WHERE r.external_id = n.external_id)
-      AND NOT EXISTS (SELECT 1 FROM debtor d
-                      WHERE d.creditor = $1 AND d.external_id = n.external_id)
+WITH missing AS MATERIALIZED (
+    SELECT DISTINCT p.debtor_external_id FROM {s}.pair p
+    WHERE p.debtor_id IS NULL
+      AND NOT EXISTS (SELECT 1 FROM {s}.debtor_rows r
+                      WHERE r.external_id = p.debtor_external_id)
 )
 SELECT h.first_line AS line, 'unknown debtor ' || {_shown("h.debtor_external_id")} AS reason
-FROM {s}.invoice_head h JOIN missing m ON m.external_id = h.debtor_external_id
+FROM {s}.invoice_head h JOIN missing m ON m.debtor_external_id = h.debtor_external_id
 """)
 
 
@@ -386,26 +520,29 @@ def create_invoice_match(s: str) -> str:
     """Each invoice of the file beside the stored invoice of the same number, if any."""
     return f"""
 CREATE UNLOGGED TABLE {s}.invoice_match AS
-SELECT h.*, i.id AS existing_id, i.lines_digest AS old_digest,
-       i.issue_date AS old_issue_date, i.due_date AS old_due_date,
-       d.external_id AS old_debtor, i.currency AS old_currency
+SELECT h.*, i.id AS existing_id, i.account AS existing_account, i.lines_digest AS old_digest,
+       i.issue_date AS old_issue_date, i.due_date AS old_due_date
 FROM {s}.invoice_head h
 LEFT JOIN invoice i ON i.creditor = $1 AND i.number = h.invoice_number
-LEFT JOIN account a ON a.id = i.account
-LEFT JOIN debtor d ON d.id = a.debtor
 """
 
 
 def invoice_moves(s: str) -> str:
-    """The first invoice that was imported before for another debtor or currency."""
+    """The first invoice imported before for another debtor or currency (another account)."""
     return first_row(f"""
-SELECT first_line AS line, 'invoice ' || {_shown("invoice_number")}
-       || ' was imported before for debtor '
-       || {_shown("old_debtor")} || ' in ' || old_currency || '; it cannot move to debtor '
-       || {_shown("debtor_external_id")} || ' in ' || currency AS reason
-FROM {s}.invoice_match
-WHERE existing_id IS NOT NULL
-  AND (old_debtor IS DISTINCT FROM debtor_external_id OR old_currency <> currency)
+WITH moved AS MATERIALIZED (
+    SELECT m.first_line, m.invoice_number, m.debtor_external_id, m.currency,
+           m.existing_account
+    FROM {s}.invoice_match m
+    JOIN {s}.pair p
+      ON p.debtor_external_id = m.debtor_external_id AND p.currency = m.currency
+    WHERE m.existing_id IS NOT NULL AND m.existing_account IS DISTINCT FROM p.account_id
+)
+SELECT m.first_line AS line, 'invoice ' || {_shown("m.invoice_number")}
+       || ' was imported before for debtor ' || {_shown("d.external_id")} || ' in '
+       || a.currency || '; it cannot move to debtor ' || {_shown("m.debtor_external_id")}
+       || ' in ' || m.currency AS reason
+FROM moved m JOIN account a ON a.id = m.existing_account JOIN debtor d ON d.id = a.debtor
 """)
 
 
@@ -453,20 +590,11 @@ WHERE d.id = p.existing_id AND ({old}) IS DISTINCT FROM ({new})
 # ---------------------------------------------------------------------------- accounts
 
 
-def create_pairs(s: str) -> str:
-    """Each (debtor, currency) the invoices need: the debtor's id and the stored account, if any.
-
-    `debtor_is_new` marks debtors inserted by this import.
-    """
+def fill_new_debtor_ids(s: str) -> str:
     return f"""
-CREATE UNLOGGED TABLE {s}.pair AS
-SELECT p.debtor_external_id, p.currency, d.id AS debtor_id, a.id AS account_id,
-       EXISTS (SELECT 1 FROM {s}.debtor_plan n
-               WHERE n.existing_id IS NULL AND n.external_id = p.debtor_external_id)
-           AS debtor_is_new
-FROM (SELECT DISTINCT debtor_external_id, currency FROM {s}.invoice_head) p
-JOIN debtor d ON d.creditor = $1 AND d.external_id = p.debtor_external_id
-LEFT JOIN account a ON a.debtor = d.id AND a.currency = p.currency
+UPDATE {s}.pair p SET debtor_id = d.id
+FROM debtor d
+WHERE p.debtor_id IS NULL AND d.creditor = $1 AND d.external_id = p.debtor_external_id
 """
 
 
@@ -475,26 +603,23 @@ def lock_stored_debtors(s: str) -> str:
     return f"""
 SELECT count(*) FROM (
     SELECT 1 FROM debtor d
-    WHERE d.id IN (SELECT debtor_id FROM {s}.pair
-                   WHERE account_id IS NULL AND NOT debtor_is_new)
+    WHERE d.id IN (SELECT debtor_id FROM {s}.pair WHERE account_is_new AND NOT debtor_is_new)
     FOR KEY SHARE OF d
 ) locked
 """
 
 
 def insert_new_accounts(s: str) -> str:
+    """Open the missing accounts and note their ids in `pair`."""
     return f"""
-INSERT INTO account (creditor, debtor, currency)
-SELECT $1, debtor_id, currency FROM {s}.pair WHERE account_id IS NULL
-ORDER BY debtor_id, currency
-"""
-
-
-def create_pair_accounts(s: str) -> str:
-    return f"""
-CREATE UNLOGGED TABLE {s}.pair_account AS
-SELECT p.debtor_external_id, p.currency, a.id AS account_id
-FROM {s}.pair p JOIN account a ON a.debtor = p.debtor_id AND a.currency = p.currency
+WITH opened AS (
+    INSERT INTO account (creditor, debtor, currency)
+    SELECT $1, debtor_id, currency FROM {s}.pair WHERE account_is_new
+    ORDER BY debtor_id, currency
+    RETURNING id, debtor, currency
+)
+UPDATE {s}.pair p SET account_id = o.id
+FROM opened o WHERE p.debtor_id = o.debtor AND p.currency = o.currency
 """
 
 
@@ -502,27 +627,27 @@ FROM {s}.pair p JOIN account a ON a.debtor = p.debtor_id AND a.currency = p.curr
 
 
 def create_invoice_plan(s: str, invoice_sequence: str) -> str:
-    """The invoices to store: stored ids kept, new ids drawn in file order, and what to do.
+    """The invoices to write: new ones (ids drawn in file order) and changed ones.
 
-    `write_lines`: the invoice is new or its lines changed (its digest differs).
+    `is_changed`: a stored invoice whose dates or lines (digest) differ; `write_lines`: the
+    invoice is new or its lines changed. Unchanged invoices are left out.
     """
     return f"""
 CREATE UNLOGGED TABLE {s}.invoice_plan AS
 SELECT coalesce(existing_id, nextval({_literal(invoice_sequence)}::regclass)) AS id, o.*,
-       existing_id IS NULL AS is_new,
-       existing_id IS NOT NULL
-           AND (old_issue_date, old_due_date, old_digest::text)
-               IS DISTINCT FROM (issue_date, due_date, digest) AS is_changed,
+       existing_id IS NULL AS is_new, existing_id IS NOT NULL AS is_changed,
        existing_id IS NULL OR old_digest IS DISTINCT FROM digest AS write_lines
 FROM (
     SELECT m.invoice_number, m.first_line, m.line_count, m.currency,
-           m.issue_date::date AS issue_date, m.due_date::date AS due_date, m.digest,
-           c.factor, pa.account_id, m.existing_id, m.old_digest, m.old_issue_date,
-           m.old_due_date
+           m.issue_date::date AS issue_date, m.due_date::date AS due_date,
+           m.total::bigint AS total, m.digest, c.factor, p.account_id, p.account_is_new,
+           m.existing_id, m.old_digest
     FROM {s}.invoice_match m
     JOIN {s}.currency c ON c.code = m.currency
-    JOIN {s}.pair_account pa
-      ON pa.debtor_external_id = m.debtor_external_id AND pa.currency = m.currency
+    JOIN {s}.pair p ON p.debtor_external_id = m.debtor_external_id AND p.currency = m.currency
+    WHERE m.existing_id IS NULL
+       OR (m.old_issue_date, m.old_due_date, m.old_digest::text)
+          IS DISTINCT FROM (m.issue_date::date, m.due_date::date, m.digest)
     ORDER BY m.first_line
 ) o
 """
@@ -533,10 +658,30 @@ def lock_stored_accounts(s: str) -> str:
     return f"""
 SELECT count(*) FROM (
     SELECT 1 FROM account a
-    WHERE a.id IN (SELECT account_id FROM {s}.invoice_plan WHERE is_new OR is_changed)
-      AND a.id IN (SELECT account_id FROM {s}.pair WHERE account_id IS NOT NULL)
+    WHERE a.id IN (SELECT account_id FROM {s}.invoice_plan
+                   WHERE (is_new OR is_changed) AND NOT account_is_new)
     FOR KEY SHARE OF a
 ) locked
+"""
+
+
+def insert_new_invoices(s: str) -> str:
+    """New invoices, in id order (the plan's physical order)."""
+    return f"""
+INSERT INTO invoice (id, creditor, account, number, currency, issue_date, due_date, total,
+                     lines_digest)
+SELECT id, $1, account_id, invoice_number, currency, issue_date, due_date, total, digest
+FROM {s}.invoice_plan WHERE is_new
+"""
+
+
+def update_changed_invoices(s: str) -> str:
+    return f"""
+UPDATE invoice i
+SET issue_date = p.issue_date, due_date = p.due_date, total = p.total,
+    lines_digest = p.digest, updated_at = now()
+FROM {s}.invoice_plan p
+WHERE p.is_changed AND i.id = p.id
 """
 
 
@@ -547,71 +692,20 @@ WHERE p.write_lines AND NOT p.is_new AND l.invoice = p.id
 """
 
 
-def create_invoice_totals(s: str) -> str:
-    return f"CREATE UNLOGGED TABLE {s}.invoice_total (id int, total bigint, line_count bigint)"
-
-
-def _typmod(column: object) -> str:
-    precision, scale = column.digits  # type: ignore[attr-defined]
-    return f"numeric({precision}, {scale})"
-
-
-def write_lines_and_new_invoices(s: str, *, contiguous: bool) -> str:
-    """Insert the lines of new and changed invoices, then the new invoices with their totals.
-
-    One statement, so each line total is computed once (the invoice totals are summed from what
-    the line INSERT returns) and the invoices exist when foreign keys are checked at its end.
-    A line's total is `quantity × unit_price × (100 + tax_rate) × 10^(exponent − 2)` rounded
-    half away from zero, i.e. half-up, as `saldo.money.line_total`. When every invoice's rows
-    are contiguous in the file (the usual export), a line's position is its distance from the
-    invoice's first row; otherwise a window numbers them.
-    """
+def insert_lines(s: str, *, contiguous: bool) -> str:
+    """Lines of new and changed invoices (typed and totalled by `type_lines`). When every
+    invoice's rows are contiguous in the file (the usual export) a line's position is its
+    distance from the invoice's first row; otherwise a window numbers them."""
     position = (
         "(l.line - p.first_line + 1)::int"
         if contiguous
         else "row_number() OVER (PARTITION BY p.id ORDER BY l.line)::int"
     )
     return f"""
-WITH line_insert AS (
-    INSERT INTO invoice_line (invoice, position, description, quantity, unit_price, tax_rate,
-                              total)
-    SELECT invoice, position, description, quantity, unit_price, tax_rate,
-           round(quantity * unit_price * (100 + tax_rate) * factor)::bigint
-    FROM (
-        SELECT p.id AS invoice, {position} AS position, l.description,
-               l.quantity::{_typmod(InvoiceLine.quantity)} AS quantity,
-               l.unit_price::{_typmod(InvoiceLine.unit_price)} AS unit_price,
-               l.tax_rate::{_typmod(InvoiceLine.tax_rate)} AS tax_rate, p.factor
-        FROM {s}.line_rows l JOIN {s}.invoice_plan p ON p.invoice_number = l.invoice_number
-        WHERE p.write_lines
-        OFFSET 0
-    ) typed
-    RETURNING invoice, total
-),
-sums AS (
-    SELECT invoice AS id, sum(total)::bigint AS total, count(*) AS line_count
-    FROM line_insert GROUP BY invoice
-),
-new_invoice AS (
-    INSERT INTO invoice (id, creditor, account, number, currency, issue_date, due_date, total,
-                         lines_digest)
-    SELECT p.id, $1, p.account_id, p.invoice_number, p.currency, p.issue_date, p.due_date,
-           t.total, p.digest
-    FROM {s}.invoice_plan p JOIN sums t ON t.id = p.id
-    WHERE p.is_new
-    ORDER BY p.id
-)
-INSERT INTO {s}.invoice_total (id, total, line_count) SELECT id, total, line_count FROM sums
-"""
-
-
-def update_changed_invoices(s: str) -> str:
-    return f"""
-UPDATE invoice i
-SET issue_date = p.issue_date, due_date = p.due_date, lines_digest = p.digest,
-    total = coalesce(t.total, i.total), updated_at = now()
-FROM {s}.invoice_plan p LEFT JOIN {s}.invoice_total t ON t.id = p.id
-WHERE p.is_changed AND i.id = p.id
+INSERT INTO invoice_line (invoice, position, description, quantity, unit_price, tax_rate, total)
+SELECT p.id, {position}, l.description, l.quantity, l.unit_price, l.tax_rate, l.total
+FROM {s}.line_typed l JOIN {s}.invoice_plan p ON p.invoice_number = l.invoice_number
+WHERE p.write_lines
 """
 
 
@@ -627,10 +721,10 @@ def post_charges(s: str) -> str:
     return f"""
 INSERT INTO ledger_entry (account, invoice, kind, amount, currency, effective_date, description,
                           basis, idempotency_key, created_by)
-SELECT p.account_id, p.id, 'charge', t.total, p.currency, p.issue_date,
-       'Factura ' || p.invoice_number, $1::jsonb, '{charge_key_prefix()}' || p.id, 'import'
-FROM {s}.invoice_plan p JOIN {s}.invoice_total t ON t.id = p.id
-WHERE p.is_new AND t.total <> 0
+SELECT account_id, id, 'charge', total, currency, issue_date, 'Factura ' || invoice_number,
+       $1::jsonb, '{charge_key_prefix()}' || id, 'import'
+FROM {s}.invoice_plan
+WHERE is_new AND total <> 0
 """
 
 
@@ -639,19 +733,18 @@ def post_adjustments(s: str) -> str:
     return f"""
 INSERT INTO ledger_entry (account, invoice, kind, amount, currency, effective_date, description,
                           basis, idempotency_key, created_by)
-SELECT p.account_id, p.id, 'adjustment', t.total - coalesce(e.posted, 0), p.currency,
+SELECT p.account_id, p.id, 'adjustment', p.total - coalesce(e.posted, 0), p.currency,
        current_date, 'Ajuste de factura ' || p.invoice_number,
        jsonb_build_object('import_run', $1::int, 'previous_total', coalesce(e.posted, 0),
-                          'total', t.total),
+                          'total', p.total),
        '{charge_key_prefix()}' || p.id || ':run:' || $1::int, 'import'
 FROM {s}.invoice_plan p
-JOIN {s}.invoice_total t ON t.id = p.id
 LEFT JOIN (
     SELECT e.invoice, sum(e.amount)::bigint AS posted FROM ledger_entry e
-    WHERE e.invoice IN (SELECT id FROM {s}.invoice_plan WHERE is_changed AND write_lines)
+    WHERE e.invoice IN (SELECT id FROM {s}.invoice_plan WHERE is_changed)
       AND e.idempotency_key LIKE '{charge_key_prefix()}%'
     GROUP BY e.invoice
 ) e ON e.invoice = p.id
-WHERE p.is_changed AND t.total <> coalesce(e.posted, 0)
+WHERE p.is_changed AND p.total <> coalesce(e.posted, 0)
 ORDER BY p.id
 """

@@ -199,6 +199,8 @@ class _File:
     header_error: ImportFileError | None = None
     chunks: list[_Chunk] = field(default_factory=list)
     ends_with_newline: bool = True
+    counted: asyncio.Event = field(default_factory=asyncio.Event)
+    problem: tuple[int, str] | None = None  # found while loading (debtors)
 
     @property
     def name(self) -> str:
@@ -220,11 +222,15 @@ class _File:
         return min(errors) if errors else None
 
     def offsets(self) -> list[tuple[str, int]]:
+        """Per chunk table, what turns its row number into the file line."""
         result, before = [], 0
         for chunk in self.chunks:
             result.append((chunk.table, before + (1 if chunk.header else 0)))
             before += chunk.newlines
         return result
+
+    def offset(self, chunk: _Chunk) -> int:
+        return dict(self.offsets())[chunk.table]
 
     def line_breaks_in_fields(self) -> bool:
         """True when the copied rows are not one per physical line."""
@@ -355,6 +361,7 @@ def _first_structural_error(path: Path, width: int) -> tuple[int, str] | None:
                         f"invalid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})",
                     ) from None
 
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # COPY takes fields up to 1 GB
     reader = csv.reader(lines())
     try:
         next(reader, None)
@@ -407,24 +414,60 @@ async def _copy_chunk(conn: Any, s: str, file: _File, chunk: _Chunk) -> None:
 
 
 async def _stage(conns: Sequence[Any], s: str, files: Sequence[_File], say: Progress) -> None:
-    """COPY the files' chunks, spread over the connections, while a thread counts lines."""
+    """COPY and summarise the files' chunks, spread over the connections; a thread counts lines.
+
+    A debtors chunk is checked right away; an invoices chunk gets its distinct amounts and
+    partial invoice heads (see `import_sql.summarise_invoices`), so that this per-row work runs
+    on all connections at once.
+    """
     queue = [(f, c) for f in files for c in f.chunks]
 
-    async def copy_next(conn: Any) -> None:
+    async def work(conn: Any) -> None:
         while queue:
             file, chunk = queue.pop(0)
             await _copy_chunk(conn, s, file, chunk)
+            if chunk.copy_error is None:
+                await file.counted.wait()
+                await _summarise(conn, s, file, chunk)
 
     async def count(file: _File) -> None:
         file.ends_with_newline = await asyncio.to_thread(_count_newlines, file.path, file.chunks)
+        file.counted.set()
 
-    await asyncio.gather(*(copy_next(c) for c in conns), *(count(f) for f in files))
+    await asyncio.gather(*(work(c) for c in conns), *(count(f) for f in files))
     for file in files:
         if file.copy_error is None:
-            await conns[0].execute(
-                q.create_rows_view(s, file.relation, file.offsets(), file.columns)
-            )
+            if file.relation == "line_rows":
+                await _create_line_views(conns[0], s, file)
             say(f"{file.label}: {file.rows:,} rows copied")
+
+
+async def _create_line_views(conn: Any, s: str, file: _File) -> None:
+    await conn.execute(q.create_rows_view(s, file.relation, file.offsets(), file.columns))
+    tables = [c.table for c in file.chunks]
+    typed = await conn.fetchval(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename = ANY($2::text[])",
+        s,
+        [f"{t}_typed" for t in tables],
+    )
+    if typed == len(tables):
+        await conn.execute(f"DROP VIEW IF EXISTS {s}.line_typed")
+        await conn.execute(q.create_typed_view(s, tables))
+
+
+async def _summarise(conn: Any, s: str, file: _File, chunk: _Chunk) -> None:
+    if file.relation == "debtor_rows":  # a single chunk
+        await conn.execute(q.create_rows_view(s, file.relation, file.offsets(), file.columns))
+        if not file.line_breaks_in_fields():
+            file.problem = await _debtor_problem(conn, s)
+        return
+    await conn.execute(q.summarise_amounts(s, chunk.table))
+    offset = file.offset(chunk)
+    if await conn.fetchval(q.amounts_are_decimals(s, chunk.table)):
+        await conn.execute(q.type_lines(s, chunk.table, offset, money.EXPONENTS))
+        await conn.execute(q.summarise_invoices(s, chunk.table, typed=True))
+    else:
+        await conn.execute(q.summarise_invoices(s, chunk.table, typed=False, offset=offset))
 
 
 def _plan_chunks(file: _File, parts: int) -> None:
@@ -436,19 +479,22 @@ def _plan_chunks(file: _File, parts: int) -> None:
 
 
 async def _restage_prefix(conn: Any, s: str, file: _File, lines: int) -> None:
-    """Stage only the file's first `lines` physical lines (header included).
+    """Stage and summarise only the file's first `lines` physical lines (header included).
 
     Runs on the importing connection, inside its transaction (a savepoint around the COPY).
     """
     await conn.execute(f"DROP VIEW IF EXISTS {s}.{file.relation}")
-    for chunk in file.chunks:
-        await conn.execute(f"DROP TABLE IF EXISTS {s}.{chunk.table}")
     end = await asyncio.to_thread(_offset_after_line, file.path, lines)
-    file.chunks = [_Chunk(table=f"{file.relation}_prefix", start=0, end=end, header=True)]
-    await _copy_chunk(conn, s, file, file.chunks[0])
-    file.chunks[0].newlines = lines
-    if file.copy_error is None:
-        await conn.execute(q.create_rows_view(s, file.relation, file.offsets(), file.columns))
+    chunk = _Chunk(table=f"{file.relation}_prefix", start=0, end=end, header=True)
+    file.chunks = [chunk]
+    await _copy_chunk(conn, s, file, chunk)
+    chunk.newlines = lines
+    if chunk.copy_error is None:
+        if file.relation == "line_rows":
+            await _summarise(conn, s, file, chunk)
+            await _create_line_views(conn, s, file)
+        else:
+            await conn.execute(q.create_rows_view(s, file.relation, file.offsets(), file.columns))
 
 
 # ---------------------------------------------------------------------------- validation
@@ -476,18 +522,28 @@ async def _debtor_problem(conn: Any, s: str) -> tuple[int, str] | None:
     return _first(found)
 
 
-async def _invoice_problem(conn: Any, s: str, creditor_id: int) -> tuple[int, str] | None:
+async def _invoice_problem(
+    conn: Any, s: str, creditor_id: int, chunks: Sequence[str]
+) -> tuple[int, str] | None:
     found: list[tuple[int, int, str]] = []
-    for sql in (q.bad_amounts(s), q.create_invoice_heads(s), q.create_date_values(s)):
+    for sql in (q.bad_amounts(s, chunks), *q.create_invoice_heads(s, chunks)):
         await conn.execute(sql)
+    repeated = await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {s}.repeated_number)")
+    if repeated:
+        for sql in q.merge_repeated_heads(s):
+            await conn.execute(sql)
+    await conn.execute(q.create_date_values(s))
     await conn.execute(f"ANALYZE {s}.invoice_head, {s}.date_value, {s}.bad_amount")
     if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {s}.bad_amount)"):
         await _add(found, 7, conn, q.first_bad_amount(s))
     await _add(found, 1, conn, q.invoice_head_problem(s))
-    if await conn.fetchval(q.invoice_split_exists(s)):
+    if repeated and await conn.fetchval(q.invoice_split_exists(s)):
         await _add(found, 11, conn, q.invoice_disagreement(s))
-    await _add(found, 12, conn, q.unknown_debtor(s), creditor_id)
+    await conn.execute(q.create_pairs(s), creditor_id)
+    await conn.execute(f"ANALYZE {s}.pair")
+    await _add(found, 12, conn, q.unknown_debtor(s))
     await conn.execute(q.create_invoice_match(s), creditor_id)
+    await conn.execute(f"ANALYZE {s}.invoice_match")
     await _add(found, 13, conn, q.invoice_moves(s))
     return _first(found)
 
@@ -565,13 +621,10 @@ async def _write_debtors(w: _Writer, out: _Writes, say: Progress) -> None:
 
 async def _write_accounts(w: _Writer, out: _Writes, say: Progress) -> None:
     s, c = w.s, w.creditor_id
-    await w.run(q.create_pairs(s), c)
-    await w.analyze("pair")
+    await w.run(q.fill_new_debtor_ids(s), c)
     if w.trusted:
         await w.run(q.lock_stored_debtors(s))
     out.accounts_created = await w.insert(q.insert_new_accounts(s), c)
-    await w.run(q.create_pair_accounts(s))
-    await w.analyze("pair_account")
     say(f"accounts: {out.accounts_created:,} opened")
 
 
@@ -580,21 +633,14 @@ async def _write_invoices(w: _Writer, out: _Writes, contiguous: bool, say: Progr
     sequence = await w.conn.fetchval("SELECT pg_get_serial_sequence('invoice', 'id')")
     await w.run(q.create_invoice_plan(s, str(sequence)))
     await w.analyze("invoice_plan")
+    out.invoices_total = int(await w.conn.fetchval(f"SELECT count(*) FROM {s}.invoice_match"))
     if w.trusted:
         await w.run(q.lock_stored_accounts(s))
-    await w.run(q.delete_replaced_lines(s))
-    await w.run(q.create_invoice_totals(s))
-    await w.insert(q.write_lines_and_new_invoices(s, contiguous=contiguous), c)
-    await w.analyze("invoice_total")
-    row = await w.conn.fetchrow(
-        f"SELECT count(*) FILTER (WHERE is_new) AS new, count(*) AS total FROM {s}.invoice_plan"
-    )
-    out.invoices_inserted, out.invoices_total = int(row["new"]), int(row["total"])
-    out.lines_written = int(
-        await w.conn.fetchval(f"SELECT coalesce(sum(line_count), 0) FROM {s}.invoice_total")
-    )
+    out.invoices_inserted = await w.insert(q.insert_new_invoices(s), c)
     out.invoices_updated = _count(await w.run(q.update_changed_invoices(s)))
     say(f"invoices: {out.invoices_inserted:,} new, {out.invoices_updated:,} updated")
+    await w.run(q.delete_replaced_lines(s))
+    out.lines_written = await w.insert(q.insert_lines(s, contiguous=contiguous))
     say(f"invoice lines: {out.lines_written:,} written")
 
 
@@ -632,6 +678,8 @@ async def _import(
     conns = [await DB.get_new_connection() for _ in range(min(chunks, 3))]
     main = conns[0]
     try:
+        for conn in conns:
+            await conn.execute(f"SET work_mem = '{WORK_MEM}'")
         await _drop_stale_schemas(main)
         await main.execute(q.create_schema(s))
         for sql in q.create_reference_tables(s):
@@ -665,6 +713,8 @@ async def _import(
     finally:
         try:
             await main.execute(q.drop_schema(s))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            pass  # a later import drops stale staging schemas
         finally:
             for conn in conns:
                 await conn.close()
@@ -678,8 +728,6 @@ async def _drop_stale_schemas(conn: Any) -> None:
 async def _tune(conn: Any) -> None:
     for setting in (
         "SET LOCAL synchronous_commit = off",
-        f"SET LOCAL work_mem = '{WORK_MEM}'",
-        "SET LOCAL maintenance_work_mem = '512MB'",
         "SET LOCAL DateStyle = 'ISO, YMD'",
     ):
         await conn.execute(setting)
@@ -734,13 +782,12 @@ async def _validate_and_write(
         return await _debtor_problem(main, s)
 
     async def invoice_check() -> tuple[int, str] | None:
-        return await _invoice_problem(main, s, creditor_id)
+        return await _invoice_problem(main, s, creditor_id, [c.table for c in invoices.chunks])
 
     if debtors.copy_error or debtors.line_breaks_in_fields():
         raise await _structure_problem(main, s, debtors, debtor_check)
-    problem = await debtor_check()
-    if problem:
-        raise ImportFileError(debtors.name, *problem)
+    if debtors.problem:
+        raise ImportFileError(debtors.name, *debtors.problem)
     if invoices.header_error:
         raise invoices.header_error
     if invoices.copy_error or invoices.line_breaks_in_fields():

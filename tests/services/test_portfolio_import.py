@@ -88,9 +88,7 @@ async def _fetch(db: Any, sql: str, *args: Any) -> list[asyncpg.Record]:
 
 
 async def _counts(db: Any) -> dict[str, int]:
-    rows = await _fetch(
-        db, " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in TABLES)
-    )
+    rows = await _fetch(db, " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in TABLES))
     return {r[0]: r[1] for r in rows}
 
 
@@ -322,12 +320,8 @@ async def test_interleaved_rows_and_shuffled_columns(db, tmp_path):
     order = [8, 0, 6, 7, 1, 2, 3, 4, 5]
     rows = [INVOICES[0], INVOICES[3], INVOICES[1], INVOICES[5], INVOICES[2], INVOICES[4]]
     rows.append(INVOICES[6])
-    shuffled = [
-        ",".join(row.split(",")[i] for i in order) for row in [",".join(columns), *rows]
-    ]
-    files = _write(
-        tmp_path, DEBTORS, [], raw_invoices=("\n".join(shuffled) + "\n").encode("utf-8")
-    )
+    shuffled = [",".join(row.split(",")[i] for i in order) for row in [",".join(columns), *rows]]
+    files = _write(tmp_path, DEBTORS, [], raw_invoices=("\n".join(shuffled) + "\n").encode("utf-8"))
     result = await import_portfolio(*files, creditor=_creditor())
     invoices = await _invoices(db, result.creditor_id)
     assert {n: r["total"] for n, r in invoices.items()} == EXPECTED_TOTALS
@@ -343,6 +337,29 @@ async def test_interleaved_rows_and_shuffled_columns(db, tmp_path):
     ]
 
 
+async def test_windows_line_endings_a_bom_and_no_final_newline(db, tmp_path):
+    debtors = ("\ufeff" + "\r\n".join([DEBTORS_HEADER, *DEBTORS]) + "\r\n").encode()
+    invoices = "\r\n".join([INVOICES_HEADER, *INVOICES]).encode()  # no final line break
+    result = await import_portfolio(
+        *_write(tmp_path, [], [], raw_debtors=debtors, raw_invoices=invoices),
+        creditor=_creditor(),
+    )
+    assert (result.debtors_inserted, result.lines_written) == (3, 7)
+    invoices_stored = await _invoices(db, result.creditor_id)
+    assert {n: r["total"] for n, r in invoices_stored.items()} == EXPECTED_TOTALS
+    names = await _fetch(
+        db, "SELECT name FROM debtor WHERE creditor = $1 ORDER BY external_id", result.creditor_id
+    )
+    assert names[0]["name"] == "Muñoz Ibáñez"
+
+    bad = "\r\n".join([INVOICES_HEADER, *INVOICES[:6], "F-4,D3,ARS,2026-01-20"]).encode()
+    with pytest.raises(ImportFileError) as caught:
+        await import_portfolio(
+            *_write(tmp_path / "bad", DEBTORS, [], raw_invoices=bad), creditor=_creditor()
+        )
+    assert (caught.value.line, caught.value.reason) == (8, "expected 9 fields, found 4")
+
+
 async def test_same_result_with_foreign_key_checks(db, tmp_path, monkeypatch):
     """When the role may not skip foreign key triggers the import is the same, only slower."""
 
@@ -354,6 +371,27 @@ async def test_same_result_with_foreign_key_checks(db, tmp_path, monkeypatch):
     assert not result.foreign_key_checks_skipped
     invoices = await _invoices(db, result.creditor_id)
     assert {n: r["total"] for n, r in invoices.items()} == EXPECTED_TOTALS
+
+
+async def test_a_file_loaded_in_chunks_gives_the_same_invoices(db, tmp_path, monkeypatch):
+    """Large files are COPYed in two halves; an invoice may straddle them."""
+    files = _write(tmp_path, DEBTORS, INVOICES)
+    whole = await import_portfolio(*files, creditor=_creditor())
+    monkeypatch.setattr(portfolio_import, "SPLIT_BYTES", 0)
+    messages: list[str] = []
+    split = await import_portfolio(*files, creditor=_creditor(), progress=messages.append)
+    assert "invoices: 7 rows copied" in messages
+
+    def fingerprint(invoices: dict[str, asyncpg.Record]) -> dict[str, tuple[Any, ...]]:
+        return {n: (r["total"], r["lines_digest"], r["issue_date"]) for n, r in invoices.items()}
+
+    assert fingerprint(await _invoices(db, split.creditor_id)) == fingerprint(
+        await _invoices(db, whole.creditor_id)
+    )
+    bad = [r.replace(",USD,", ",XYZ,") for r in INVOICES]
+    with pytest.raises(ImportFileError) as caught:
+        await import_portfolio(*_write(tmp_path / "bad", DEBTORS, bad), creditor=_creditor())
+    assert (caught.value.line, caught.value.reason) == (7, 'unknown currency "XYZ"')
 
 
 async def test_invoices_may_name_debtors_imported_before(db, tmp_path):
@@ -493,7 +531,9 @@ BAD_DEBTORS = [
         'malformed email "munoz at example"',
         id="email",
     ),
-    pytest.param(_swap(DEBTORS, 1, ",es,", ",es,x,"), 3, "expected 10 fields, found 11", id="width"),
+    pytest.param(
+        _swap(DEBTORS, 1, ",es,", ",es,x,"), 3, "expected 10 fields, found 11", id="width"
+    ),
 ]
 
 
@@ -537,7 +577,9 @@ async def test_a_bad_header_is_reported_on_line_1(db, tmp_path, header, reason):
     before = await _counts(db)
     raw = (header + "\n" if header else "").encode()
     with pytest.raises(ImportFileError) as caught:
-        await import_portfolio(*_write(tmp_path, DEBTORS, [], raw_invoices=raw), creditor=_creditor())
+        await import_portfolio(
+            *_write(tmp_path, DEBTORS, [], raw_invoices=raw), creditor=_creditor()
+        )
     assert (caught.value.file, caught.value.line, caught.value.reason) == (
         "invoices.csv",
         1,
