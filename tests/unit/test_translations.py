@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-from jinja2 import Environment
 from jinja2.ext import babel_extract
 
 from saldo import i18n
