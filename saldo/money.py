@@ -116,17 +116,30 @@ def to_decimal(minor: int, currency: str) -> Decimal:
     return Decimal((sign, coefficient, -digits))
 
 
+# Where local usage separates the symbol from the amount ("$ 1.234,56" in Argentina, "$ 12.345"
+# in Chile) but CLDR does not, a no-break space keeps the symbol and digits together on one line.
+# Babel still applies each currency's own digits, so the pattern's ".00" becomes none for CLP.
+SYMBOL_SPACED: dict[str, str] = {
+    "es_AR": "¤\xa0#,##0.00",
+    "es_CL": "¤\xa0#,##0.00",
+    "es_UY": "¤\xa0#,##0.00",
+    "es_PY": "¤\xa0#,##0.00",
+    "es_CO": "¤\xa0#,##0.00",
+}
+
+
 def format_money(minor: int, currency: str, locale: str) -> str:
     """Format `minor` units for display with Babel's currency pattern for `locale`.
 
-    The output is Babel's, unchanged: separators, symbol placement and any non-breaking space
-    ("\\xa0") the locale uses stay as they are. Examples (Babel 2.18 / CLDR 47):
-    123456 ARS in es_AR -> "$1.234,56"; 123456 MXN in es_MX -> "$1,234.56";
-    12345 CLP in es_CL -> "$12.345"; 123456 EUR in es_ES -> "1.234,56\\xa0€".
+    Babel's separators and symbol placement, with a no-break space after the symbol where
+    `SYMBOL_SPACED` says local usage wants one. Examples (Babel 2.18 / CLDR 47):
+    123456 ARS in es_AR -> "$\\xa01.234,56"; 123456 MXN in es_MX -> "$1,234.56";
+    12345 CLP in es_CL -> "$\\xa012.345"; 123456 EUR in es_ES -> "1.234,56\\xa0€".
     Babel's digits per currency equal `EXPONENTS` for every supported currency (tested).
     `locale` is a Babel identifier ("es_AR"); an unknown one raises Babel's `UnknownLocaleError`.
     """
-    return format_currency(to_decimal(minor, currency), currency, locale=locale)
+    pattern = SYMBOL_SPACED.get(locale)
+    return format_currency(to_decimal(minor, currency), currency, locale=locale, format=pattern)
 
 
 def line_total(

@@ -40,7 +40,9 @@ def account(view: svc.BalanceView, currency: str) -> svc.AccountView:
 
 
 def pdf_text(content: bytes) -> str:
-    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
+    """The PDF's text with no-break spaces as plain spaces, as a reader copying it would get."""
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
+    return text.replace("\xa0", " ")
 
 
 # ---------------------------------------------------------------------------- pure parts
@@ -113,11 +115,11 @@ def test_basis_text_explains_interest_and_fees():
     daily = {"daily_rate_ppm": 1000, "from": "2026-09-10", "to": "2026-09-30", "days": 20,
              "principal": 100000}  # fmt: skip
     assert svc.basis_text("es", "interest", daily, fmt) == (
-        "0,1% diario del 10/09/2026 al 30/09/2026 sobre $1.000,00 (20 días)"
+        "0,1% diario del 10/09/2026 al 30/09/2026 sobre $\xa01.000,00 (20 días)"
     )
     fee = {"fixed_fee": 150000, "due_date": "2026-11-10"}
     assert svc.basis_text("es", "fee", fee, fmt) == (
-        "cargo fijo de $1.500,00 por factura vencida el 10/11/2026"
+        "cargo fijo de $\xa01.500,00 por factura vencida el 10/11/2026"
     )
     assert svc.basis_text("es", "fee", {"text": "Según contrato"}, fmt) == "Según contrato"
     assert svc.basis_text("es", "interest", {"since": "not a date", "days": True}, fmt) == ""
@@ -161,7 +163,7 @@ async def test_balance_groups_every_creditor_and_adds_up(world):
     ars = account(view, "ARS")
     assert ars.locale == "es_AR"
     assert ars.total_due.minor == ARS_TOTAL == await account_balance(world.accounts["ARS"])
-    assert ars.total_due.text == "$103.688,21"
+    assert ars.total_due.text == "$\xa0103.688,21"
     assert ars.overdue.minor == ARS_OVERDUE
     assert ars.not_due.minor == ARS_OPEN["A-3"]
     assert ars.overdue.minor + ars.not_due.minor + ars.other.minor == ars.total_due.minor
@@ -203,11 +205,11 @@ async def test_invoice_items_show_interest_fees_payments_and_credit_notes(world)
         "Decodificador adicional",
     ]
     decoder = a1.lines[1]
-    assert (decoder.quantity, decoder.unit_price, decoder.tax_rate) == ("2", "$3.200,50", "21%")
+    assert (decoder.quantity, decoder.unit_price, decoder.tax_rate) == ("2", "$\xa03.200,50", "21%")
     assert (decoder.net.text, decoder.tax.text, decoder.total.text) == (
-        "$6.401,00",
-        "$1.344,21",
-        "$7.745,21",
+        "$\xa06.401,00",
+        "$\xa01.344,21",
+        "$\xa07.745,21",
     )
     assert [(i.kind, i.amount.minor) for i in a1.items] == [
         ("interest", 50000),
@@ -322,11 +324,11 @@ async def test_invoice_pdf_has_lines_parties_and_status(world):
         world.creditors["AR"],
         "Abono fibra 300 Mb — agosto",
         "Decodificador adicional",
-        "$7.745,21",
-        "$42.230,21",
+        "$ 7.745,21",
+        "$ 42.230,21",
         "Interés por mora",
         "3% mensual desde el 10/09/2026",
-        "$22.730,21",
+        "$ 22.730,21",
         "Vencida",
     ):
         assert expected in text, expected
@@ -360,7 +362,7 @@ async def test_statement_running_balance(world):
         assert row.balance.minor == balance
     assert ars.closing.minor == balance
     assert ars.opening.minor + ars.debits.minor - ars.credits.minor == ars.closing.minor
-    assert ars.rows[2].credit is not None and ars.rows[2].credit.text == "$20.000,00"
+    assert ars.rows[2].credit is not None and ars.rows[2].credit.text == "$\xa020.000,00"
     assert ars.rows[2].debit is None
 
     everything = svc.Period(dt.date(2026, 1, 1), TODAY)
@@ -378,10 +380,10 @@ async def test_statement_pdf_lists_rows_with_balances(world):
         "Del 01/09/2026 al 31/10/2026",
         "María José Núñez",
         "Saldo inicial",
-        "$54.330,21",  # opening
-        "$54.830,21",  # after the interest
-        "$91.009,21",  # after invoice A-2
-        "$71.009,21",  # closing, after the payment
+        "$ 54.330,21",  # opening
+        "$ 54.830,21",  # after the interest
+        "$ 91.009,21",  # after invoice A-2
+        "$ 71.009,21",  # closing, after the payment
         "Saldo final",
         world.creditors["MX"],
     ):

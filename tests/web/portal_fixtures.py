@@ -50,7 +50,9 @@ def sign_in(client: httpx.AsyncClient, redis: Any, servers: Any) -> SignIn:
 
 
 def pdf_text(content: bytes) -> str:
-    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
+    """The PDF's text with no-break spaces as plain spaces, as a reader copying it would get."""
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages)
+    return text.replace("\xa0", " ")
 
 
 def csrf_token(markup: str) -> str:
