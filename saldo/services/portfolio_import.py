@@ -9,13 +9,17 @@ How one import runs:
 1. An `import_run` row is written on its own (autocommit), so it survives a failed import.
 2. Both headers are read here: columns may come in any order; missing, unknown or repeated
    columns are refused.
-3. The files are COPYed into schema `import_run_<id>`: the debtors file and the two halves of a
-   large invoices file on three connections at once. Meanwhile a thread counts the physical lines
-   of each part; a row count that differs means a quoted field held a line break (refused, so
-   that a staged row number is always the physical line; header = line 1).
-4. One transaction validates BOTH files before writing anything, then writes. Any failure rolls
-   everything back: nothing of either file is imported. A bad debtors file is reported before
-   anything about the invoices file.
+3. The files are COPYed into schema `import_run_<id>` (see `import_sql`). The invoices file,
+   in two halves when large, loads on connections of its own, and each part is summarised
+   there (distinct amounts, typed lines, partial invoice heads); meanwhile the debtors file is
+   COPYed and checked on the importing connection. A thread counts the physical lines of each
+   part: a row count that differs means a quoted field held a line break (refused, so that a
+   staged row number is always the physical line; header = line 1).
+4. One transaction checks the debtors file and writes the debtors while the invoices still
+   load, then checks the invoices file and writes accounts, invoices, lines and ledger entries.
+   Nothing is committed unless both files are valid: any failure rolls everything back, so
+   nothing of either file is imported. A bad debtors file is reported before anything about
+   the invoices file.
 5. The staging schema is dropped; the run row gets its outcome and counts.
 
 Validation reports the lowest bad line of a file. When a line has several problems the first in
@@ -35,7 +39,7 @@ import entries already hold, so import entries of an invoice always sum to its t
 Trusted inserts: when the database role may set `session_replication_role` (superuser, or
 `GRANT SET ON PARAMETER session_replication_role`) and the target tables have no INSERT trigger
 of their own, the bulk INSERTs run with it set to `replica`, which skips the per-row foreign key
-triggers (over half of the write time at 10M lines). Every id those INSERTs reference was just
+triggers (about half of the write time at 10M lines). Every id those INSERTs reference was just
 written or locked by this transaction, and stored parent rows gaining children are key-share
 locked first, exactly what the skipped checks would have done. Otherwise the import runs with
 the checks, only slower.
@@ -413,33 +417,29 @@ async def _copy_chunk(conn: Any, s: str, file: _File, chunk: _Chunk) -> None:
         source.close()
 
 
-async def _stage(conns: Sequence[Any], s: str, files: Sequence[_File], say: Progress) -> None:
-    """COPY and summarise the files' chunks, spread over the connections; a thread counts lines.
+async def _load(conns: Sequence[Any], s: str, file: _File, say: Progress) -> None:
+    """COPY and summarise a file's chunks, one connection each, while a thread counts lines.
 
-    A debtors chunk is checked right away; an invoices chunk gets its distinct amounts and
-    partial invoice heads (see `import_sql.summarise_invoices`), so that this per-row work runs
-    on all connections at once.
+    A debtors file is checked right away; an invoices chunk gets its distinct amounts, typed
+    lines and partial invoice heads (see `import_sql`), so that this per-row work runs on
+    several connections at once.
     """
-    queue = [(f, c) for f in files for c in f.chunks]
 
-    async def work(conn: Any) -> None:
-        while queue:
-            file, chunk = queue.pop(0)
-            await _copy_chunk(conn, s, file, chunk)
-            if chunk.copy_error is None:
-                await file.counted.wait()
-                await _summarise(conn, s, file, chunk)
+    async def work(conn: Any, chunk: _Chunk) -> None:
+        await _copy_chunk(conn, s, file, chunk)
+        if chunk.copy_error is None:
+            await file.counted.wait()
+            await _summarise(conn, s, file, chunk)
 
-    async def count(file: _File) -> None:
+    async def count() -> None:
         file.ends_with_newline = await asyncio.to_thread(_count_newlines, file.path, file.chunks)
         file.counted.set()
 
-    await asyncio.gather(*(work(c) for c in conns), *(count(f) for f in files))
-    for file in files:
-        if file.copy_error is None:
-            if file.relation == "line_rows":
-                await _create_line_views(conns[0], s, file)
-            say(f"{file.label}: {file.rows:,} rows copied")
+    await asyncio.gather(*(work(c, k) for c, k in zip(conns, file.chunks, strict=True)), count())
+    if file.copy_error is None:
+        if file.relation == "line_rows":
+            await _create_line_views(conns[0], s, file)
+        say(f"{file.label}: {file.rows:,} rows copied")
 
 
 async def _create_line_views(conn: Any, s: str, file: _File) -> None:
@@ -671,12 +671,11 @@ async def _import(
         raise debtors.header_error
 
     s = f"import_run_{run_id}"
-    to_stage = [debtors] if invoices.header_error else [debtors, invoices]
     _plan_chunks(debtors, 1)
     _plan_chunks(invoices, 2 if invoices.path.stat().st_size >= SPLIT_BYTES else 1)
-    chunks = sum(len(f.chunks) for f in to_stage)
-    conns = [await DB.get_new_connection() for _ in range(min(chunks, 3))]
-    main = conns[0]
+    loaders = 0 if invoices.header_error else len(invoices.chunks)
+    conns = [await DB.get_new_connection() for _ in range(1 + loaders)]
+    main, loading = conns[0], None
     try:
         for conn in conns:
             await conn.execute(f"SET work_mem = '{WORK_MEM}'")
@@ -688,36 +687,46 @@ async def _import(
         await main.execute(q.fill_currencies(s), codes, [money.EXPONENTS[c] for c in codes])
         await main.execute(f"ANALYZE {s}.currency, {s}.time_zone")
 
-        await _stage(conns, s, to_stage, say)
-        await _count_run_rows(run_id, max(debtors.rows, 0), max(invoices.rows, 0))
-
+        # The invoices load on their own connections while the debtors are checked and written.
+        if loaders:
+            loading = asyncio.ensure_future(_load(conns[1:], s, invoices, say))
+        await _load([main], s, debtors, say)
         async with main.transaction():
-            result = await _validate_and_write(main, s, run_id, creditor, debtors, invoices, say)
-        return ImportResult(
-            run_id=run_id,
-            creditor_id=result[0],
-            debtors_inserted=result[1].debtors_inserted,
-            debtors_updated=result[1].debtors_updated,
-            debtors_unchanged=debtors.rows - result[1].debtors_inserted - result[1].debtors_updated,
-            invoices_inserted=result[1].invoices_inserted,
-            invoices_updated=result[1].invoices_updated,
-            invoices_unchanged=(
-                result[1].invoices_total - result[1].invoices_inserted - result[1].invoices_updated
-            ),
-            lines_written=result[1].lines_written,
-            accounts_created=result[1].accounts_created,
-            ledger_entries_posted=result[1].ledger_entries_posted,
-            seconds=round(time.perf_counter() - started, 3),
-            foreign_key_checks_skipped=result[2],
-        )
+            outcome = await _validate_and_write(main, s, run_id, creditor, debtors, invoices, say)
+            if loading is not None:
+                await loading
+            await _count_run_rows(run_id, debtors.rows, max(invoices.rows, 0))
+            await _validate_and_write_invoices(main, s, outcome, invoices, say)
     finally:
+        if loading is not None and not loading.done():  # the debtors file failed first
+            loading.cancel()
+            await asyncio.gather(loading, return_exceptions=True)
+            for conn in conns[1:]:
+                conn.terminate()  # it may be stuck in a cancelled COPY, holding locks
         try:
             await main.execute(q.drop_schema(s))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             pass  # a later import drops stale staging schemas
         finally:
             for conn in conns:
-                await conn.close()
+                if not conn.is_closed():
+                    await conn.close()
+    out = outcome.writes
+    return ImportResult(
+        run_id=run_id,
+        creditor_id=outcome.creditor_id,
+        debtors_inserted=out.debtors_inserted,
+        debtors_updated=out.debtors_updated,
+        debtors_unchanged=debtors.rows - out.debtors_inserted - out.debtors_updated,
+        invoices_inserted=out.invoices_inserted,
+        invoices_updated=out.invoices_updated,
+        invoices_unchanged=out.invoices_total - out.invoices_inserted - out.invoices_updated,
+        lines_written=out.lines_written,
+        accounts_created=out.accounts_created,
+        ledger_entries_posted=out.ledger_entries_posted,
+        seconds=round(time.perf_counter() - started, 3),
+        foreign_key_checks_skipped=outcome.writer.trusted,
+    )
 
 
 async def _drop_stale_schemas(conn: Any) -> None:
@@ -766,6 +775,13 @@ async def _may_skip_fk_triggers(conn: Any) -> bool:
     return True
 
 
+@dataclass
+class _Outcome:
+    creditor_id: int
+    writer: _Writer
+    writes: _Writes
+
+
 async def _validate_and_write(
     main: Any,
     s: str,
@@ -774,20 +790,37 @@ async def _validate_and_write(
     debtors: _File,
     invoices: _File,
     say: Progress,
-) -> tuple[int, _Writes, bool]:
+) -> _Outcome:
+    """In the import transaction: check the debtors file and write the debtors.
+
+    The invoices file is still loading meanwhile; if it turns out bad the transaction rolls
+    back and nothing of either file is kept.
+    """
     await _tune(main)
     creditor_id = await _creditor_id(main, creditor)
 
     async def debtor_check() -> tuple[int, str] | None:
         return await _debtor_problem(main, s)
 
-    async def invoice_check() -> tuple[int, str] | None:
-        return await _invoice_problem(main, s, creditor_id, [c.table for c in invoices.chunks])
-
     if debtors.copy_error or debtors.line_breaks_in_fields():
         raise await _structure_problem(main, s, debtors, debtor_check)
     if debtors.problem:
         raise ImportFileError(debtors.name, *debtors.problem)
+    w = _Writer(main, s, creditor_id, run_id, await _may_skip_fk_triggers(main))
+    out = _Writes()
+    await _write_debtors(w, out, say)
+    return _Outcome(creditor_id, w, out)
+
+
+async def _validate_and_write_invoices(
+    main: Any, s: str, outcome: _Outcome, invoices: _File, say: Progress
+) -> None:
+    """In the import transaction: check the invoices file, then write everything else."""
+
+    async def invoice_check() -> tuple[int, str] | None:
+        chunks = [c.table for c in invoices.chunks]
+        return await _invoice_problem(main, s, outcome.creditor_id, chunks)
+
     if invoices.header_error:
         raise invoices.header_error
     if invoices.copy_error or invoices.line_breaks_in_fields():
@@ -803,11 +836,7 @@ async def _validate_and_write(
             f"FROM {s}.invoice_head"
         )
     )
-    trusted = await _may_skip_fk_triggers(main)
-    w = _Writer(main, s, creditor_id, run_id, trusted)
-    out = _Writes()
-    await _write_debtors(w, out, say)
+    w, out = outcome.writer, outcome.writes
     await _write_accounts(w, out, say)
     await _write_invoices(w, out, contiguous, say)
     await _post_ledger(w, out, say)
-    return creditor_id, out, trusted

@@ -551,6 +551,24 @@ async def test_a_bad_debtor_row_is_reported_and_nothing_is_imported(
     assert await _counts(db) == before
 
 
+async def test_a_bad_debtors_file_stops_a_large_invoices_file_still_loading(
+    db, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(portfolio_import, "SPLIT_BYTES", 1 << 20)
+    invoices = [
+        f"N-{n},D1,ARS,2026-01-05,2026-02-04,Señal de televisión número {n},1,100.00,21"
+        for n in range(120_000)
+    ]
+    before = await _counts(db)
+    files = _write(tmp_path, _swap(DEBTORS, 2, "D3,", ","), invoices)
+    with pytest.raises(ImportFileError) as caught:
+        await import_portfolio(*files, creditor=_creditor())
+    assert (caught.value.file, caught.value.line) == ("debtors.csv", 4)
+    assert await _counts(db) == before
+    schemas = await _fetch(db, "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'import_run_%'")
+    assert schemas == []
+
+
 async def test_invalid_utf8_is_reported_with_its_line(db, tmp_path):
     before = await _counts(db)
     text = ("\n".join([INVOICES_HEADER, *INVOICES]) + "\n").encode("utf-8")
