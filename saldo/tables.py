@@ -109,7 +109,7 @@ class Debtor(Table, db=DB):
 
     id: Serial
 
-    creditor = ForeignKey(Creditor, on_delete=OnDelete.restrict, index=True)
+    creditor = ForeignKey(Creditor, on_delete=OnDelete.restrict)
     external_id = Varchar(length=100)
     name = Varchar(length=300)
     document_type = Varchar(length=20, default="")
@@ -148,7 +148,7 @@ class Account(Table, db=DB):
     id: Serial
 
     creditor = ForeignKey(Creditor, on_delete=OnDelete.restrict, index=True)
-    debtor = ForeignKey(Debtor, on_delete=OnDelete.restrict, index=True)
+    debtor = ForeignKey(Debtor, on_delete=OnDelete.restrict)
     currency = Varchar(length=3)
     stage = Varchar(length=20, choices=Stage, default=Stage.preventive)
     segment = Varchar(length=40, default="standard")
@@ -186,7 +186,7 @@ class InvoiceLine(Table, db=DB):
 
     id: Serial
 
-    invoice = ForeignKey(Invoice, on_delete=OnDelete.cascade, index=True)
+    invoice = ForeignKey(Invoice, on_delete=OnDelete.cascade)
     position = Integer()
     description = Text(default="")
     quantity = Numeric(digits=(18, 4))
@@ -200,7 +200,7 @@ class LedgerEntry(Table, db=DB):
 
     id: Serial
 
-    account = ForeignKey(Account, on_delete=OnDelete.restrict, index=True)
+    account = ForeignKey(Account, on_delete=OnDelete.restrict)  # indexed with effective_date
     invoice = ForeignKey(Invoice, null=True, on_delete=OnDelete.restrict, index=True)
     kind = Varchar(length=20, choices=EntryKind)
     amount = BigInt()
