@@ -10,33 +10,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from saldo.services.import_sql import DEBTOR_COLUMNS, INVOICE_COLUMNS
 from saldo.services.ledger import apply_payment
 from saldo.services.portfolio_import import import_portfolio
 from saldo.tables import Account, Creditor, Debtor, Invoice
-
-DEBTOR_COLUMNS = [
-    "external_id",
-    "name",
-    "document_type",
-    "document_number",
-    "email",
-    "phone",
-    "whatsapp",
-    "language",
-    "timezone",
-    "country",
-]
-INVOICE_COLUMNS = [
-    "invoice_number",
-    "debtor_external_id",
-    "currency",
-    "issue_date",
-    "due_date",
-    "description",
-    "quantity",
-    "unit_price",
-    "tax_rate",
-]
 
 AR, MX, CL = (
     "America/Argentina/Buenos_Aires",
@@ -384,7 +361,7 @@ class DemoSummary:
         )
 
 
-def _write(path: Path, header: list[str], rows: list[list[str]]) -> None:
+def _write(path: Path, header: tuple[str, ...], rows: list[list[str]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
