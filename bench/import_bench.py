@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
@@ -132,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         servers.stop()
         if not args.keep_data:
             shutil.rmtree(out, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                DATA.rmdir()  # only when nothing else is cached there
     return 0
 
 
