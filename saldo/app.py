@@ -42,6 +42,7 @@ from litestar.types import ControllerRouterHandler, Empty, Message, Scope, Scope
 from markupsafe import Markup
 from redis.asyncio import Redis
 
+from api.routes import api_router
 from backoffice.routes import backoffice_router
 from portal.routes import portal_router
 from saldo.db import DB
@@ -49,6 +50,7 @@ from saldo.embedded import EmbeddedServers, ensure_servers
 from saldo.errors import LoginRequired, SaldoError, ValidationFailed
 from saldo.health import health_router
 from saldo.notify import email_sender_from_settings
+from saldo.payments import provider_from_settings
 from saldo.settings import Settings
 from saldo.web import (
     SESSION_IDLE_SECONDS,
@@ -60,6 +62,7 @@ from saldo.web import (
     template_gettext,
     template_ngettext,
 )
+from saldo.worker import Queue
 
 log = logging.getLogger("saldo.app")
 
@@ -71,12 +74,17 @@ CSRF_HEADER = "x-csrf-token"
 # Routes that never need a session or a CSRF cookie (and must stay free of Redis I/O).
 NO_SESSION_OPT = {"skip_session": True, "exclude_from_csrf": True}
 
-# htmx is vendored and no page has inline script or style, so everything is 'self'.
-# When checkout redirects to Mercado Pago after a form POST, its origin joins form-action.
+# Checkout answers the /pay form with a redirect to Mercado Pago, and browsers apply form-action
+# to redirects after a form POST, so Mercado Pago's sites join 'self' there.
+MERCADOPAGO_ORIGINS = " ".join(
+    f"https://*.mercadopago.{tld}"
+    for tld in ("com", "com.ar", "com.mx", "cl", "com.co", "com.pe", "com.uy", "com.br")
+)
+# htmx is vendored and no page has inline script or style, so everything else is 'self'.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
-    "base-uri 'none'; object-src 'none'"
+    f"font-src 'self'; connect-src 'self'; form-action 'self' {MERCADOPAGO_ORIGINS}; "
+    "frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 
 
@@ -90,7 +98,8 @@ def create_app(
 
     `redis_prefix` namespaces every Redis key the web app writes (sessions live under
     `{redis_prefix}session:`, sign-in rate limits under `{redis_prefix}login:`). The email
-    sender (SMTP when SMTP_URL is set, else the file outbox) is `app.state.email_sender`.
+    sender (SMTP when SMTP_URL is set, else the file outbox) is `app.state.email_sender`, the
+    job queue `app.state.queue` and the payment provider `app.state.payment_provider`.
     `extra_route_handlers` are mounted next to the real routers
     (tests use it to add probe routes). PostgreSQL and Redis come from the settings, else
     DATABASE_URL / REDIS_URL, else embedded servers under SALDO_DATA_DIR.
@@ -117,6 +126,7 @@ def create_app(
             static_router,
             portal_router,
             backoffice_router,
+            api_router,
             *extra_route_handlers,
         ],
         template_config=TemplateConfig(instance=_template_engine()),
@@ -142,6 +152,8 @@ def create_app(
                 "settings": settings,
                 "embedded": embedded,
                 "email_sender": email_sender_from_settings(settings),
+                "payment_provider": provider_from_settings(settings),
+                "queue": Queue(redis_url, redis_prefix),
             }
         ),
         openapi_config=OpenAPIConfig(
@@ -179,6 +191,7 @@ async def _connections(app: Litestar) -> AsyncIterator[None]:
         yield
     finally:
         await app.state.redis.aclose()
+        await app.state.queue.close()
         if owns_pool:
             await DB.close_connection_pool()
 

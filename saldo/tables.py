@@ -84,6 +84,10 @@ class Creditor(Table, db=DB):
     email = Varchar(length=254, default="")
     phone = Varchar(length=40, default="")
     agency_name = Varchar(length=200, default="")
+    # Online payments: the smallest custom amount a debtor may pay (minor units of the account's
+    # currency), and how many days a "ya pagué" report pauses reminders on its invoices.
+    min_online_payment = BigInt(default=0)
+    claim_pause_days = SmallInt(default=7)
     created_at = Timestamptz(default=_now())
 
 
@@ -217,32 +221,6 @@ class LedgerEntry(Table, db=DB):
 # ---------------------------------------------------------------------------- payments
 
 
-class Payment(Table, db=DB):
-    id: Serial
-    account = ForeignKey(Account, null=True, on_delete=OnDelete.restrict, index=True)
-    provider = Varchar(length=30)
-    provider_payment_id = Varchar(length=100)
-    amount = BigInt()
-    currency = Varchar(length=3)
-    status = Varchar(length=30, default="pending")
-    method = Varchar(length=60, default="")
-    received_at = Timestamptz(null=True, default=None)
-    provider_data = JSONB(default="{}")
-    created_at = Timestamptz(default=_now())
-    updated_at = Timestamptz(default=_now())
-
-    payment_provider_payment_key = Unique(["provider", "provider_payment_id"])
-
-
-class PaymentAllocation(Table, db=DB):
-    id: Serial
-    payment = ForeignKey(Payment, on_delete=OnDelete.restrict, index=True)
-    invoice = ForeignKey(Invoice, null=True, on_delete=OnDelete.restrict)
-    ledger_entry = ForeignKey(LedgerEntry, on_delete=OnDelete.restrict)
-    amount = BigInt()
-    created_at = Timestamptz(default=_now())
-
-
 class CheckoutSession(Table, db=DB):
     """Our side of a Mercado Pago preference; `public_id` is the external_reference."""
 
@@ -257,9 +235,118 @@ class CheckoutSession(Table, db=DB):
     provider = Varchar(length=30, default="simulated")
     provider_preference_id = Varchar(length=100, default="")
     init_point = Text(default="")
+    choice = Varchar(length=20, default="balance")
+    payer_email = Varchar(length=254, default="")
     status = Varchar(length=30, default="created")
     expires_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz(default=_now())
+    updated_at = Timestamptz(default=_now())
+
+
+class BankImport(Table, db=DB):
+    id: Serial
+    filename = Varchar(length=300)
+    sha256 = Varchar(length=64, unique=True)
+    rows = Integer(default=0)
+    imported_by = ForeignKey(StaffUser, null=True, on_delete=OnDelete.set_null)
+    imported_at = Timestamptz(default=_now())
+
+
+class BankLine(Table, db=DB):
+    """One credit on a bank statement. Unique by the bank's transaction id across imports.
+
+    `status`: unmatched → matched (posted automatically) | assigned (by finance) | split |
+    not_ours. `match_rule` and `match_note` explain every match.
+    """
+
+    id: Serial
+
+    bank_import = ForeignKey(BankImport, on_delete=OnDelete.restrict, index=True)
+    line_no = Integer()
+    transaction_id = Varchar(length=100, unique=True)
+    booked_on = Date()
+    amount = BigInt()
+    currency = Varchar(length=3)
+    reference = Text(default="")
+    payer_name = Varchar(length=300, default="")
+    payer_document = Varchar(length=40, default="")
+    status = Varchar(length=20, default="unmatched", index=True)
+    account = ForeignKey(Account, null=True, on_delete=OnDelete.set_null)
+    match_rule = Varchar(length=30, default="")
+    match_note = Text(default="")
+    resolved_by = ForeignKey(StaffUser, null=True, on_delete=OnDelete.set_null)
+    resolved_at = Timestamptz(null=True, default=None)
+
+    bank_line_line_key = Unique(["bank_import", "line_no"])
+
+
+class Payment(Table, db=DB):
+    """Money received from one source (`provider`: mercadopago, simulated, bank, manual).
+
+    `account` is null while nobody knows whose it is (an unapplied payment).
+    """
+
+    id: Serial
+
+    account = ForeignKey(Account, null=True, on_delete=OnDelete.restrict, index=True)
+    provider = Varchar(length=30)
+    provider_payment_id = Varchar(length=100)
+    amount = BigInt()
+    currency = Varchar(length=3)
+    status = Varchar(length=30, default="pending")
+    status_detail = Varchar(length=60, default="")
+    method = Varchar(length=60, default="")
+    checkout = ForeignKey(CheckoutSession, null=True, on_delete=OnDelete.set_null)
+    bank_line = ForeignKey(BankLine, null=True, on_delete=OnDelete.set_null)
+    received_at = Timestamptz(null=True, default=None)
+    expires_at = Timestamptz(null=True, default=None)
+    provider_data = JSONB(default="{}")
+    created_at = Timestamptz(default=_now())
+    updated_at = Timestamptz(default=_now())
+
+    payment_provider_payment_key = Unique(["provider", "provider_payment_id"])
+
+
+class PaymentPosting(Table, db=DB):
+    """The gate that makes ledger posting exactly once per payment and effect.
+
+    `effect` is "apply" (the payment's allocations) or "reverse" (their reversal on a refund,
+    chargeback or cancellation). The row is inserted with ON CONFLICT DO NOTHING in the same
+    transaction as the entries it stands for: whoever inserts it posts, nobody else does.
+    """
+
+    id: Serial
+
+    payment = ForeignKey(Payment, on_delete=OnDelete.restrict)
+    effect = Varchar(length=20)
+    status = Varchar(length=30, default="")
+    created_at = Timestamptz(default=_now())
+
+    payment_posting_effect_key = Unique(["payment", "effect"])
+
+
+class PaymentAllocation(Table, db=DB):
+    id: Serial
+    payment = ForeignKey(Payment, on_delete=OnDelete.restrict, index=True)
+    invoice = ForeignKey(Invoice, null=True, on_delete=OnDelete.restrict)
+    ledger_entry = ForeignKey(LedgerEntry, on_delete=OnDelete.restrict)
+    amount = BigInt()
+    created_at = Timestamptz(default=_now())
+
+
+class SimulatedPayment(Table, db=DB):
+    """Demo mode's stand-in for Mercado Pago's side of a payment (no MERCADOPAGO_ACCESS_TOKEN)."""
+
+    id: Serial
+
+    checkout = ForeignKey(CheckoutSession, on_delete=OnDelete.cascade, index=True)
+    amount = BigInt()
+    currency = Varchar(length=3)
+    status = Varchar(length=30)
+    status_detail = Varchar(length=60, default="")
+    method = Varchar(length=60, default="")
+    created_at = Timestamptz(default=_now())
+    updated_at = Timestamptz(default=_now())
 
 
 class WebhookEvent(Table, db=DB):
@@ -276,30 +363,6 @@ class WebhookEvent(Table, db=DB):
     error = Text(default="")
     received_at = Timestamptz(default=_now())
     processed_at = Timestamptz(null=True, default=None)
-
-
-class BankImport(Table, db=DB):
-    id: Serial
-    filename = Varchar(length=300)
-    sha256 = Varchar(length=64, unique=True)
-    rows = Integer(default=0)
-    imported_by = ForeignKey(StaffUser, null=True, on_delete=OnDelete.set_null)
-    imported_at = Timestamptz(default=_now())
-
-
-class BankLine(Table, db=DB):
-    id: Serial
-    bank_import = ForeignKey(BankImport, on_delete=OnDelete.restrict, index=True)
-    line_no = Integer()
-    booked_on = Date()
-    amount = BigInt()
-    currency = Varchar(length=3)
-    reference = Text(default="")
-    counterparty = Text(default="")
-    status = Varchar(length=20, default="unmatched")
-    payment = ForeignKey(Payment, null=True, on_delete=OnDelete.set_null)
-
-    bank_line_line_key = Unique(["bank_import", "line_no"])
 
 
 # ---------------------------------------------------------------------------- conversations

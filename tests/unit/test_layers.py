@@ -21,8 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 COMPOSITION_ROOT = {"saldo/app.py", "saldo/asgi.py"}
-HTTP_SURFACES = ("portal", "backoffice")
-PURE_GLOBS = ("saldo/money.py", "saldo/schedule*.py", "saldo/rules/**/*.py")
+HTTP_SURFACES = ("portal", "backoffice", "api")
+PURE_GLOBS = ("saldo/money.py", "saldo/references.py", "saldo/schedule*.py", "saldo/rules/**/*.py")
 IO_PACKAGES = {
     "piccolo",
     "piccolo_api",

@@ -1,0 +1,1 @@
+"""Machine-facing HTTP: provider webhooks (and the /api/v1 integration API)."""
