@@ -93,10 +93,19 @@ class PaymentProvider(Protocol):
 
 
 class ProviderError(SaldoError):
-    """The provider could not be reached or answered with an error worth retrying."""
+    """The provider could not be reached or refused the request.
+
+    `transient` is True for what a retry may fix (no connection, timeout, 5xx, 429) and False
+    for a refusal (another 4xx); `status` is the provider's HTTP status when there was one.
+    """
 
     status_code = 502
     title = "Payment provider unavailable"
+
+    def __init__(self, message: str, *, status: int | None = None, transient: bool = True) -> None:
+        super().__init__(message)
+        self.status = status
+        self.transient = transient
 
 
 class ProviderPaymentNotFound(SaldoError):
