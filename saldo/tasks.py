@@ -1,23 +1,194 @@
-"""arq tasks: thin, idempotent, each calls one service and returns a small dict."""
+"""arq tasks: thin, idempotent, each calls one service and returns a small dict.
+
+The worker's collaborators are built once in `startup` from the settings (`ctx["settings"]`
+when `build_worker` was given them, else the environment): the payment provider
+(`ctx["provider"]`) and the email sender (`ctx["email_sender"]`).
+
+Payment jobs:
+
+- `process_webhook_event(event_id)` — queued by the webhook handler (`webhook:<event id>`);
+- `sync_payment(provider, payment_id)` — queued by the portal when a debtor comes back from
+  checkout; `provider` must be the configured provider's name;
+- `send_notification(notification_id)` — queued after a posting commits (`notify:<id>`);
+- `refetch_stale_payments` — cron every 15 minutes: lost notifications, and receipts whose
+  send job was lost (a worker stopped between the commit and the enqueue).
+
+Nightly (02:30 UTC): `check_commitments` — missed installments, broken or completed plans,
+kept and broken promises (each creates its task once).
+
+A transient provider or mail failure is retried with exponential back-off
+(`ctx["retry_seconds"]` × 2^(try − 1), at most `MAX_BACKOFF_SECONDS`) up to `MAX_TRIES` tries.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
+
+from arq.typing import WorkerCoroutine
+from arq.worker import Retry
 
 from saldo.db import DB
 
+if TYPE_CHECKING:
+    from saldo.services.payments import SyncResult
+
+MAX_TRIES: Final = 6
+MAX_BACKOFF_SECONDS: Final = 300.0
+DEFAULT_RETRY_SECONDS: Final = 5.0
+
+
+class ProviderMismatch(RuntimeError):
+    """A job names a payment provider other than the one this worker is configured with."""
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
 
 async def startup(ctx: dict[str, Any]) -> None:
+    from saldo.notify import email_sender_from_settings
+    from saldo.payments import provider_from_settings
+    from saldo.settings import Settings
+
+    settings = ctx.get("settings") or Settings.from_env()
+    ctx["settings"] = settings
     ctx["owns_pool"] = DB.pool is None
     if ctx["owns_pool"]:
+        if settings.database_url and DB.config.get("dsn") != settings.database_url:
+            DB.use(settings.database_url)
         await DB.start_connection_pool(min_size=1, max_size=4)
+    ctx.setdefault("retry_seconds", DEFAULT_RETRY_SECONDS)
+    ctx["provider"] = provider_from_settings(settings)
+    ctx["email_sender"] = email_sender_from_settings(settings)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     if ctx.get("owns_pool"):
         await DB.close_connection_pool()
+
+
+def _backoff(ctx: dict[str, Any], tries: int) -> float:
+    base = float(ctx.get("retry_seconds", DEFAULT_RETRY_SECONDS))
+    return float(min(base * 2 ** max(tries - 1, 0), MAX_BACKOFF_SECONDS))
+
+
+def _retry(ctx: dict[str, Any], exc: Exception) -> Exception:
+    """A `Retry` while tries are left, else the error itself (the job then fails)."""
+    tries = int(ctx.get("job_try", 1))
+    if tries >= MAX_TRIES:
+        return exc
+    return Retry(defer=_backoff(ctx, tries))
+
+
+async def _enqueue_notification(ctx: dict[str, Any], notification_id: int) -> None:
+    prefix = str(ctx.get("redis_prefix", ""))
+    await ctx["redis"].enqueue_job(
+        "send_notification", notification_id, _job_id=f"{prefix}notify:{notification_id}"
+    )
+
+
+async def _after_sync(ctx: dict[str, Any], result: SyncResult) -> dict[str, Any]:
+    if result.notification_id is not None:
+        await _enqueue_notification(ctx, result.notification_id)
+    return {
+        "payment": result.payment_id,
+        "provider_payment_id": result.provider_payment_id,
+        "status": result.status,
+        "account": result.account_id,
+        "posted": result.posted,
+        "stale": result.stale,
+    }
+
+
+# ---------------------------------------------------------------------------- payments
+
+
+async def process_webhook_event(ctx: dict[str, Any], event_id: int) -> dict[str, Any]:
+    """Sync the payment an inbox event names; an event already handled is left alone."""
+    from saldo.payments import ProviderError
+    from saldo.services import payments
+
+    try:
+        result = await payments.process_webhook_event(ctx["provider"], event_id, now=_now())
+    except ProviderError as exc:  # transient: the service marked the others failed
+        raise _retry(ctx, exc) from exc
+    if result is None:
+        return {"event": event_id, "synced": False}
+    return {"event": event_id, "synced": True, **await _after_sync(ctx, result)}
+
+
+async def sync_payment(ctx: dict[str, Any], provider: str, payment_id: str) -> dict[str, Any]:
+    """Fetch one payment from the provider and record it (exactly-once posting)."""
+    from saldo.payments import ProviderError, ProviderPaymentNotFound
+    from saldo.services import payments
+
+    configured = ctx["provider"]
+    if provider != configured.name:
+        raise ProviderMismatch(
+            f"sync_payment was asked about a {provider!r} payment, but this worker's payment "
+            f"provider is {configured.name!r} (check MERCADOPAGO_ACCESS_TOKEN)"
+        )
+    try:
+        result = await payments.sync_payment(configured, str(payment_id), now=_now())
+    except ProviderPaymentNotFound as exc:
+        return {"provider_payment_id": str(payment_id), "synced": False, "error": str(exc)}
+    except ProviderError as exc:
+        if not exc.transient:
+            raise
+        raise _retry(ctx, exc) from exc
+    return {"synced": True, **await _after_sync(ctx, result)}
+
+
+async def send_notification(ctx: dict[str, Any], notification_id: int) -> dict[str, Any]:
+    """Send one queued receipt; a receipt already sent is not sent again."""
+    from saldo.services.receipts import DeliveryFailed
+    from saldo.services.receipts import send_notification as send
+
+    settings = ctx["settings"]
+    try:
+        status = await send(
+            notification_id,
+            sender=ctx["email_sender"],
+            now=_now(),
+            public_url=settings.public_url,
+            mail_from=settings.mail_from,
+        )
+    except DeliveryFailed as exc:
+        if exc.final:
+            return {"notification": notification_id, "status": "failed", "error": str(exc)}
+        raise Retry(defer=_backoff(ctx, exc.attempts)) from exc
+    return {"notification": notification_id, "status": status}
+
+
+async def refetch_stale_payments(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Cron: ask the provider about what should have changed, and send lost receipts."""
+    from saldo.services import payments, receipts
+
+    now = _now()
+    refetched = await payments.refetch_stale(ctx["provider"], now=now)
+    queued = await receipts.queued_receipts(now=now, older_than=dt.timedelta(0))
+    for notification_id in queued:
+        await _enqueue_notification(ctx, notification_id)
+    return {"refetched": refetched, "receipts": len(queued)}
+
+
+# ---------------------------------------------------------------------------- commitments
+
+
+async def check_commitments(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Nightly: missed installments and broken plans, then kept and broken promises."""
+    from saldo.services import plan_progress, promises
+
+    now = _now()
+    plans = await plan_progress.check_plans(today=now.date(), now=now)
+    kept_or_broken = await promises.check_promises(today=now.date(), now=now)
+    return {"plans": plans.as_dict(), "promises": kept_or_broken.as_dict()}
+
+
+# ---------------------------------------------------------------------------- portfolio
 
 
 async def import_portfolio(
@@ -34,4 +205,11 @@ async def import_portfolio(
     return {"ok": True, **asdict(result)}
 
 
-FUNCTIONS = [import_portfolio]
+FUNCTIONS: list[WorkerCoroutine] = [
+    import_portfolio,
+    process_webhook_event,
+    sync_payment,
+    send_notification,
+    refetch_stale_payments,
+    check_commitments,
+]

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
@@ -36,8 +37,28 @@ class EmailSender(Protocol):
     async def send(self, message: EmailMessage) -> None: ...
 
 
-def build_message(*, sender: str, to: str, subject: str, text: str, html: str) -> EmailMessage:
-    """A multipart/alternative message: plain text first, HTML as the richer alternative."""
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent along with a message (`content_type` such as "application/pdf")."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def build_message(
+    *,
+    sender: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    attachments: Sequence[Attachment] = (),
+) -> EmailMessage:
+    """A multipart/alternative message: plain text first, HTML as the richer alternative.
+
+    With `attachments` the message is multipart/mixed: the alternative part, then each file.
+    """
     message = EmailMessage()
     message["From"] = sender
     message["To"] = to
@@ -47,6 +68,14 @@ def build_message(*, sender: str, to: str, subject: str, text: str, html: str) -
     message["Message-ID"] = make_msgid(domain=domain)
     message.set_content(text)
     message.add_alternative(html, subtype="html")
+    for attachment in attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        message.add_attachment(
+            attachment.data,
+            maintype=maintype,
+            subtype=subtype or "octet-stream",
+            filename=attachment.filename,
+        )
     return message
 
 
