@@ -10,8 +10,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -35,12 +35,20 @@ SERVE = (
     "uvicorn.run(create_app(redis_prefix=sys.argv[2]), host='127.0.0.1', port=int(sys.argv[1]),"
     " log_level='warning')\n"
 )
+# The arq worker for the live server's queue (same Redis prefix), run until terminated.
+WORK = (
+    "import sys\n"
+    "from saldo.worker import build_worker\n"
+    "build_worker(sys.argv[1], sys.argv[2]).run()\n"
+)
 
 
 @dataclass(frozen=True)
 class LiveServer:
     url: str
     smtp: SmtpSink
+    env: dict[str, str] = field(default_factory=dict)  # the web process's environment
+    redis_prefix: str = ""
 
 
 def _free_port() -> int:
@@ -76,12 +84,11 @@ def live_server(servers, tmp_path_factory) -> Iterator[LiveServer]:
         PUBLIC_URL=url,
         SALDO_DATA_DIR=str(tmp_path_factory.mktemp("e2e-data")),
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SERVE, str(port), f"{servers.redis_prefix}e2e:"], env=env
-    )
+    prefix = f"{servers.redis_prefix}e2e:"
+    proc = subprocess.Popen([sys.executable, "-c", SERVE, str(port), prefix], env=env)
     try:
         _wait_ready(url, proc)
-        yield LiveServer(url, smtp)
+        yield LiveServer(url, smtp, env, prefix)
     finally:
         proc.terminate()
         proc.wait(timeout=15)
@@ -105,3 +112,30 @@ async def browser(chromium_path: str) -> AsyncIterator[Browser]:
         )
         yield browser
         await browser.close()
+
+
+@pytest.fixture
+def live_worker(live_server: LiveServer) -> Iterator[Callable[[], None]]:
+    """Call it to start an arq worker (its own process, the web process's environment) on the
+    live server's queue; it is stopped when the test ends."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        if not started:
+            started.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-c",
+                        WORK,
+                        live_server.env["REDIS_URL"],
+                        live_server.redis_prefix,
+                    ],
+                    env=live_server.env,
+                )
+            )
+
+    yield start
+    for proc in started:
+        proc.terminate()
+        proc.wait(timeout=15)
