@@ -1,19 +1,19 @@
-"""Back office routes (mounted at `/backoffice`)."""
+"""Back office routes (mounted at `/backoffice`).
+
+Every route carries a permission guard from `backoffice.permissions` or is a sign-in route
+marked public there; the guard errors become redirects or pages in `backoffice.errors`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from litestar import Router
 
-from litestar import Request, Router, get
-from litestar.response import Template
+from backoffice import audit, home, login, users
+from backoffice.errors import EXCEPTION_HANDLERS
 
-from saldo.web import page_or_fragment
-
-
-@get("/", name="backoffice:home")
-async def home(request: Request[Any, Any, Any]) -> Template:
-    """Until staff accounts exist there is nothing to sign in to; say so plainly."""
-    return page_or_fragment(request, "backoffice/home.html")
-
-
-backoffice_router = Router(path="/backoffice", route_handlers=[home], include_in_schema=False)
+backoffice_router = Router(
+    path="/backoffice",
+    route_handlers=[*home.handlers, *login.handlers, *users.handlers, *audit.handlers],
+    exception_handlers=EXCEPTION_HANDLERS,
+    include_in_schema=False,
+)

@@ -63,12 +63,12 @@ async def test_unknown_lang_value_is_ignored(client):
     assert html_lang(response.text) == "es"
 
 
-async def test_backoffice_page_is_honest_about_sign_in(client):
-    response = await client.get("/backoffice")
-    assert response.status_code == 200
-    assert heading(response.text) == "Back office de cobranza"
-    assert "cuentas de personal" in parse(response.text).by_id("main").text()
-    assert not parse(response.text).find_all("form")
+async def test_backoffice_sends_anonymous_visitors_to_the_staff_sign_in(client):
+    login = await client.get("/backoffice", follow_redirects=True)
+    assert login.status_code == 200
+    assert login.url.path == "/backoffice/login"
+    fields = {i.attrs.get("name") for i in parse(login.text).find_all("input")}
+    assert {"email", "password"} <= fields
 
 
 async def test_pages_vary_on_hx_request(client):
