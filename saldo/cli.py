@@ -114,6 +114,31 @@ def _enqueue_import(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_bank_import(args: argparse.Namespace, settings: Settings) -> int:
+    """`saldo bank import FILE`: store a statement, match what it can, print the outcome."""
+    import datetime as dt
+
+    from saldo.errors import ImportFileError
+    from saldo.services.bank_import import import_bank_statement
+    from saldo.services.migrate import migrate
+
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"error: {path}: no such file", file=sys.stderr)
+        return 2
+    servers = _servers(settings)
+    try:
+        asyncio.run(migrate(quiet=True))
+        result = _run_db(lambda: import_bank_statement(path, now=dt.datetime.now(dt.UTC)))
+    except ImportFileError as exc:
+        print(f"error: {exc} — nothing from {exc.file} was imported", file=sys.stderr)
+        return 1
+    finally:
+        servers.stop()
+    print("\n".join(result.summary_lines()))
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from saldo.db import redis_url
     from saldo.worker import build_worker
@@ -203,7 +228,7 @@ def cmd_staff_create(args: argparse.Namespace, settings: Settings) -> int:
         from saldo.services.migrate import migrate
 
         asyncio.run(migrate(quiet=True))
-        staff = _run_db(lambda: create_staff(args.email, args.role, password))
+        staff = _run_db(lambda: create_staff(args.email, args.role, password, name=args.name))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -264,12 +289,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--background", action="store_true", help="queue it for the worker")
     p.set_defaults(func=cmd_import)
 
+    bank = sub.add_parser("bank", help="bank statements").add_subparsers(
+        dest="action", required=True
+    )
+    p = bank.add_parser("import", help="import a bank statement CSV and match its lines")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=cmd_bank_import)
+
     staff = sub.add_parser("staff", help="staff accounts").add_subparsers(
         dest="action", required=True
     )
     p = staff.add_parser("create", help="create a staff user (password from stdin if not a TTY)")
     p.add_argument("email")
     p.add_argument("--role", choices=["agent", "supervisor", "finance", "admin"], required=True)
+    p.add_argument("--name", default="", help="the name the back office shows")
     p.set_defaults(func=cmd_staff_create)
 
     apikey = sub.add_parser("apikey", help="API keys").add_subparsers(dest="action", required=True)
