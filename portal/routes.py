@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Request, Router, get
 from litestar.response import Template
 
-from portal import account, login
+from portal import account, disputes, login, pay, plans
 from saldo.web import page_or_fragment
 
 
@@ -19,6 +19,13 @@ async def landing(request: Request[Any, Any, Any]) -> Template:
 
 portal_router = Router(
     path="/",
-    route_handlers=[landing, *login.handlers, *account.handlers],
+    route_handlers=[
+        landing,
+        *login.handlers,
+        *account.handlers,
+        *disputes.handlers,
+        *pay.handlers,
+        *plans.handlers,
+    ],
     include_in_schema=False,
 )

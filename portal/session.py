@@ -8,12 +8,14 @@ After the knowledge check the session holds:
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from saldo.errors import LoginRequired
+from saldo.web import session_expired
 
 DEBTOR_IDS = "debtor_ids"
 CONTACT = "contact"
@@ -28,6 +30,13 @@ def signed_in_debtors(connection: ASGIConnection[Any, Any, Any, Any]) -> list[in
 def require_debtor(
     connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler
 ) -> None:
-    """Guard for every debtor-scoped route."""
+    """Guard for every debtor-scoped route.
+
+    Guards run before the app's `before_request` hook, so the 12 h absolute limit is checked
+    here too: an expired session is emptied (and so deleted) and the debtor signs in again.
+    """
+    session = connection.scope.get("session")
+    if isinstance(session, dict) and session and session_expired(session, time.time()):
+        session.clear()
     if not signed_in_debtors(connection):
         raise LoginRequired("sign in to see your account")

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 
 import pytest
 
 import portal.account
 from saldo.tables import ContactPreference, Debtor, Interaction
+from saldo.web import SESSION_ABSOLUTE_SECONDS
 from tests.portal_data import ARS_AGING, ARS_OPEN, ARS_TOTAL, TODAY, World, build_world
 from tests.web import portal_fixtures
 from tests.web.html import Node, parse
@@ -81,6 +83,15 @@ async def test_pages_need_a_signed_in_debtor(client, path):
         assert response.status_code == 401
     problem = await client.get(path, headers={"Accept": "application/json"})
     assert problem.status_code == 401
+
+
+async def test_a_session_past_its_absolute_lifetime_no_longer_opens_the_account(
+    client, sign_in, world
+):
+    await sign_in(world.maria_ids, created_at=int(time.time()) - SESSION_ABSOLUTE_SECONDS - 5)
+    response = await client.get("/account")
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login")
 
 
 # ---------------------------------------------------------------------------- balance
