@@ -160,6 +160,8 @@ class Account(Table, db=DB):
     assignee = ForeignKey(StaffUser, null=True, on_delete=OnDelete.set_null)
     paused_until = Date(null=True, default=None)
     pause_reason = Text(default="")
+    next_action_on = Date(null=True, default=None, index=True)  # a callback or visit due
+    next_action_note = Text(default="")
     legal_escalated_at = Timestamptz(null=True, default=None)
     opened_at = Timestamptz(default=_now())
 
@@ -535,6 +537,10 @@ class Notification(Table, db=DB):
     body_text = Text(default="")
     body_html = Text(default="")
     idempotency_key = Varchar(length=200, unique=True)
+    context = JSONB(default="{}")  # what the template is rendered with at send time
+    invoice_ids = JSONB(default="[]")  # the items a reminder is about (pauses are per item)
+    stage = Varchar(length=20, default="")
+    step_offset = SmallInt(null=True, default=None)
     status = Varchar(length=20, default="queued", index=True)
     blocked_reason = Text(default="")
     provider_id = Varchar(length=200, default="")
@@ -554,10 +560,23 @@ class DunningPolicy(Table, db=DB):
     window_start = Time()
     window_end = Time()
     skip_sundays = Boolean(default=False)
+    skip_holidays = Boolean(default=False)
     frequency_cap = SmallInt(default=7)
     frequency_window_days = SmallInt(default=7)
 
     dunning_policy_segment_key = Unique(["creditor", "segment"])
+
+
+class Holiday(Table, db=DB):
+    """Public holidays per country, for policies that send nothing on them."""
+
+    id: Serial
+
+    country = Varchar(length=2)
+    day = Date()
+    name = Varchar(length=200, default="")
+
+    holiday_country_day_key = Unique(["country", "day"])
 
 
 class DunningStep(Table, db=DB):
@@ -613,6 +632,35 @@ class ApiKey(Table, db=DB):
     created_at = Timestamptz(default=_now())
     last_used_at = Timestamptz(null=True, default=None)
     revoked_at = Timestamptz(null=True, default=None)
+
+
+class WebhookEndpoint(Table, db=DB):
+    """An ERP's URL that receives signed events (payment.applied, plan.approved, ...)."""
+
+    id: Serial
+
+    url = Text()
+    secret_enc = Text()
+    events = JSONB(default="[]")
+    active = Boolean(default=True)
+    created_at = Timestamptz(default=_now())
+
+
+class WebhookDelivery(Table, db=DB):
+    """One event for one endpoint; unique by `event_key` so an event is delivered once."""
+
+    id: Serial
+
+    endpoint = ForeignKey(WebhookEndpoint, on_delete=OnDelete.cascade, index=True)
+    event = Varchar(length=60)
+    event_key = Varchar(length=200, unique=True)
+    payload = JSONB(default="{}")
+    status = Varchar(length=20, default="pending", index=True)
+    attempts = SmallInt(default=0)
+    last_error = Text(default="")
+    next_attempt_at = Timestamptz(null=True, default=None)
+    delivered_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=_now())
 
 
 class AuditEvent(Table, db=DB):
