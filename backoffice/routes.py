@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from litestar import Router
 
-from backoffice import audit, home, login, users
+from backoffice import audit, finance, home, login, users
 from backoffice.errors import EXCEPTION_HANDLERS
 
 backoffice_router = Router(
     path="/backoffice",
-    route_handlers=[*home.handlers, *login.handlers, *users.handlers, *audit.handlers],
+    route_handlers=[
+        *home.handlers,
+        *login.handlers,
+        *users.handlers,
+        *audit.handlers,
+        *finance.handlers,
+    ],
     exception_handlers=EXCEPTION_HANDLERS,
     include_in_schema=False,
 )

@@ -67,12 +67,28 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/backoffice/users/{staff_id:int}/reactivate"): ADMIN,
     ("POST", "/backoffice/users/{staff_id:int}/reset-totp"): ADMIN,
     ("GET", "/backoffice/audit"): frozenset({"admin", "supervisor"}),
+    # finance: looking is payments.view, uploading payments.reconcile, clearing apply_unmatched
+    ("GET", "/backoffice/reconciliation"): frozenset({"finance", "supervisor"}),
+    ("GET", "/backoffice/reconciliation/export.csv"): frozenset({"finance", "supervisor"}),
+    ("GET", "/backoffice/payments/unapplied"): frozenset({"finance", "supervisor"}),
+    ("GET", "/backoffice/payments/unapplied/{line_id:int}"): frozenset({"finance", "supervisor"}),
+    ("POST", "/backoffice/payments/unapplied/{line_id:int}/assign"): frozenset({"finance"}),
+    ("POST", "/backoffice/payments/unapplied/{line_id:int}/split"): frozenset({"finance"}),
+    ("POST", "/backoffice/payments/unapplied/{line_id:int}/not-ours"): frozenset({"finance"}),
+    ("GET", "/backoffice/payments/online/{payment_id:int}"): frozenset({"finance", "supervisor"}),
+    ("POST", "/backoffice/payments/online/{payment_id:int}/assign"): frozenset({"finance"}),
+    ("GET", "/backoffice/bank/import"): frozenset({"finance"}),
+    ("POST", "/backoffice/bank/import"): frozenset({"finance"}),
+    ("GET", "/backoffice/bank/imports/{import_id:int}"): frozenset({"finance", "supervisor"}),
 }
 
 #: Values for path parameters (`victim` is a staff user the walk may change).
 PATH_VALUES = {
     "{token:str}": lambda w: "not-a-real-invitation",
     "{staff_id:int}": lambda w: w["victim"],
+    "{line_id:int}": lambda w: 2**31 - 7,  # no such bank line
+    "{payment_id:int}": lambda w: 2**31 - 7,  # no such payment
+    "{import_id:int}": lambda w: 2**31 - 7,  # no such bank import
 }
 
 SKIPPED_METHODS = {"OPTIONS", "HEAD"}
