@@ -8,7 +8,21 @@ from __future__ import annotations
 
 from litestar import Router
 
-from backoffice import audit, finance, home, login, users
+from backoffice import (
+    accounts,
+    audit,
+    disputes,
+    finance,
+    home,
+    kpis,
+    login,
+    notifications,
+    plans,
+    policies,
+    queue,
+    search,
+    users,
+)
 from backoffice.errors import EXCEPTION_HANDLERS
 
 backoffice_router = Router(
@@ -18,7 +32,15 @@ backoffice_router = Router(
         *login.handlers,
         *users.handlers,
         *audit.handlers,
+        *disputes.handlers,
+        *plans.handlers,
+        *policies.handlers,
         *finance.handlers,
+        *kpis.handlers,
+        *queue.handlers,
+        *accounts.handlers,
+        *search.handlers,
+        *notifications.handlers,
     ],
     exception_handlers=EXCEPTION_HANDLERS,
     include_in_schema=False,

@@ -35,6 +35,7 @@ from litestar.types import ControllerRouterHandler
 from portal.session import CONTACT, DEBTOR_IDS, signed_in_debtors
 from saldo.auth.magic_links import derive_key, parse_contact
 from saldo.errors import ValidationFailed
+from saldo.notify import channels_from_settings
 from saldo.services import portal_login
 from saldo.services.portal_login import LinkInvalid, LoginConfig, TooManyRequests, WrongAnswer
 from saldo.web import (
@@ -81,12 +82,17 @@ def _config(request: Request[Any, Any, Any]) -> LoginConfig:
     key = state.get("magic_link_key")
     if key is None:
         key = state["magic_link_key"] = derive_key(settings.resolved_secret_key())
+    texts = state.get("text_channels")
+    if texts is None:  # SMS and WhatsApp for links asked for by phone number
+        channels = channels_from_settings(settings)
+        texts = state["text_channels"] = {n: channels[n] for n in ("sms", "whatsapp")}
     return LoginConfig(
         redis=state.redis,
         key_prefix=state.redis_prefix,
         hash_key=key,
         public_url=settings.public_url,
         mail_from=settings.mail_from,
+        texts=texts,
     )
 
 

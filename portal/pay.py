@@ -3,7 +3,8 @@ provider page, and "ya pagué".
 
 Routes (all debtor-scoped, `require_debtor`):
 
-- GET  /pay                           per account: whole balance, chosen invoices or an amount
+- GET  /pay                           per account: whole balance, chosen invoices or an amount;
+                                      `?installment=<id>`: that installment of the active plan
 - POST /pay                           start a checkout → 303 to the provider (or the demo page)
 - GET  /pay/return/{public_id}        where the provider sends the debtor back; live state
 - GET  /pay/simulated/{public_id}     demo mode's stand-in for Mercado Pago (404 otherwise)
@@ -86,9 +87,13 @@ async def _start_page(
     form: dict[str, Any] | None = None,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
+    installment: str | None = None,
 ) -> Template:
     options = await checkout.pay_options(
-        signed_in_debtors(request), language=explicit_language(request), now=_now()
+        signed_in_debtors(request),
+        language=explicit_language(request),
+        now=_now(),
+        installment=installment,
     )
     context = _context(
         request, options.language, options=options, form=form or {}, errors=errors or {}
@@ -97,9 +102,12 @@ async def _start_page(
 
 
 @get("/pay", name="pay:start", guards=[require_debtor])
-async def start(request: Request[Any, Any, Any]) -> Template:
-    """What each account owes and the three ways to pay it online, plus the bank details."""
-    return await _start_page(request)
+async def start(
+    request: Request[Any, Any, Any], installment: FromQuery[str | None] = None
+) -> Template:
+    """What each account owes and the three ways to pay it online, plus the bank details; with
+    `?installment=<id>`, just what is left of that installment of the debtor's plan."""
+    return await _start_page(request, installment=installment)
 
 
 @post("/pay", name="pay:start_submit", guards=[require_debtor])
@@ -109,10 +117,15 @@ async def start_submit(request: Request[Any, Any, Any]) -> Template | Response[A
     account_text = fields.get("account", "")
     form = {**fields, "invoice_ids": invoice_ids}
     language = request_language(request)
+    installment = fields.get("installment") if fields.get("choice") == "installment" else None
     if not account_text.isdigit() or len(account_text) > 10:
         message = gettext(language, "Elija la cuenta que quiere pagar.")
         return await _start_page(
-            request, form=form, errors={"form": message}, status_code=HTTP_422_UNPROCESSABLE_ENTITY
+            request,
+            form=form,
+            errors={"form": message},
+            status_code=HTTP_422_UNPROCESSABLE_ENTITY,
+            installment=installment,
         )
     return_url = request.app.route_reverse("pay:return", public_id="{reference}")
     try:
@@ -122,6 +135,7 @@ async def start_submit(request: Request[Any, Any, Any]) -> Template | Response[A
             choice=fields.get("choice", ""),
             invoice_ids=invoice_ids,
             amount=fields.get("amount"),
+            installment=installment,
             provider=_provider(request),
             public_url=request.app.state.settings.public_url,
             return_urls={"success": return_url, "pending": return_url, "failure": return_url},
@@ -135,13 +149,16 @@ async def start_submit(request: Request[Any, Any, Any]) -> Template | Response[A
             form=form,
             errors={invalid.field or "form": str(invalid)},
             status_code=HTTP_422_UNPROCESSABLE_ENTITY,
+            installment=installment,
         )
     except ProviderError:
         message = gettext(
             language,
             "No pudimos conectar con Mercado Pago. Intente de nuevo en unos minutos.",
         )
-        return await _start_page(request, form=form, errors={"form": message}, status_code=503)
+        return await _start_page(
+            request, form=form, errors={"form": message}, status_code=503, installment=installment
+        )
     return redirect_after_post(request, started.init_point)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Request, Router, get
 from litestar.response import Template
 
-from portal import account, disputes, login, pay, plans
+from portal import account, disputes, login, pay, plans, unsubscribe
 from saldo.web import page_or_fragment
 
 
@@ -26,6 +26,7 @@ portal_router = Router(
         *disputes.handlers,
         *pay.handlers,
         *plans.handlers,
+        *unsubscribe.handlers,
     ],
     include_in_schema=False,
 )

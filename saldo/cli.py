@@ -139,6 +139,29 @@ def cmd_bank_import(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_dunning_run(args: argparse.Namespace, settings: Settings) -> int:
+    """`saldo dunning run [--as-of DATE]`: one day's collections work now, with its counts."""
+    import datetime as dt
+
+    from saldo.services.dunning import run_day
+    from saldo.services.migrate import migrate
+
+    now = dt.datetime.now(dt.UTC)
+    try:
+        as_of = dt.date.fromisoformat(args.as_of) if args.as_of else now.date()
+    except ValueError:
+        print(f"error: --as-of {args.as_of!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+        return 2
+    servers = _servers(settings)
+    try:
+        asyncio.run(migrate(quiet=True))
+        result = _run_db(lambda: run_day(as_of=as_of, now=now))
+    finally:
+        servers.stop()
+    print("\n".join(result.summary_lines()))
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from saldo.db import redis_url
     from saldo.worker import build_worker
@@ -255,6 +278,29 @@ def cmd_apikey_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_webhook_add(args: argparse.Namespace, settings: Settings) -> int:
+    """`saldo webhook add URL --events a,b`: register an endpoint, print its secret once."""
+    from saldo.errors import ValidationFailed
+    from saldo.services.migrate import migrate
+    from saldo.services.outbound import add_endpoint
+
+    secret_key = settings.resolved_secret_key()
+    servers = _servers(settings)
+    try:
+        asyncio.run(migrate(quiet=True))
+        endpoint = _run_db(
+            lambda: add_endpoint(args.url, args.events.split(","), secret_key=secret_key)
+        )
+    except ValidationFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        servers.stop()
+    print(f"webhook endpoint #{endpoint.id} for {', '.join(endpoint.events)} at {endpoint.url}")
+    print(f"signing secret (shown only now): {endpoint.secret}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 
 
@@ -296,6 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.set_defaults(func=cmd_bank_import)
 
+    dunning = sub.add_parser("dunning", help="reminders, interest and segmentation").add_subparsers(
+        dest="action", required=True
+    )
+    p = dunning.add_parser(
+        "run", help="one day's run now: commitments, interest and fees, segments, reminders"
+    )
+    p.add_argument("--as-of", metavar="DATE", help="the day to run (YYYY-MM-DD; default today)")
+    p.set_defaults(func=cmd_dunning_run)
+
     staff = sub.add_parser("staff", help="staff accounts").add_subparsers(
         dest="action", required=True
     )
@@ -309,6 +364,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = apikey.add_parser("create", help="print a new key for /api/v1")
     p.add_argument("name")
     p.set_defaults(func=cmd_apikey_create)
+
+    webhook = sub.add_parser("webhook", help="outbound webhooks").add_subparsers(
+        dest="action", required=True
+    )
+    p = webhook.add_parser("add", help="send signed events to URL; prints the signing secret")
+    p.add_argument("url", metavar="URL")
+    p.add_argument(
+        "--events",
+        required=True,
+        help="comma-separated: payment.applied,plan.approved,dispute.resolved",
+    )
+    p.set_defaults(func=cmd_webhook_add)
     return parser
 
 

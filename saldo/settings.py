@@ -47,6 +47,19 @@ class Settings:
     mercadopago_api_url: str = _setting(  # type: ignore[assignment]
         "MERCADOPAGO_API_URL", "https://api.mercadopago.com", "Mercado Pago API base"
     )
+    sms_api_url: str | None = _setting(
+        "SMS_API_URL", None, "Twilio-style SMS API base; unset = SMS written to the outbox"
+    )
+    sms_account_sid: str | None = _setting("SMS_ACCOUNT_SID", None, "SMS API account SID")
+    sms_auth_token: str | None = _setting("SMS_AUTH_TOKEN", None, "SMS API auth token")
+    sms_from: str | None = _setting("SMS_FROM", None, "sender number or id of SMS messages")
+    whatsapp_api_url: str | None = _setting(
+        "WHATSAPP_API_URL", None, "WhatsApp Cloud API base; unset = WhatsApp written to the outbox"
+    )
+    whatsapp_token: str | None = _setting("WHATSAPP_TOKEN", None, "WhatsApp Cloud API token")
+    whatsapp_phone_number_id: str | None = _setting(
+        "WHATSAPP_PHONE_NUMBER_ID", None, "WhatsApp Business phone number id"
+    )
 
     @classmethod
     def from_env(
@@ -82,6 +95,29 @@ class Settings:
             raise ValueError("DATABASE_URL must be a postgresql:// URL (Saldo runs on PostgreSQL)")
         if self.redis_url and urlsplit(self.redis_url).scheme not in {"redis", "rediss", "unix"}:
             raise ValueError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        for name, url in (
+            ("SMS_API_URL", self.sms_api_url),
+            ("WHATSAPP_API_URL", self.whatsapp_api_url),
+        ):
+            if url and urlsplit(url).scheme not in {"http", "https"}:
+                raise ValueError(f"{name} must start with http:// or https://, got {url!r}")
+        groups = {
+            "SMS": {
+                "SMS_API_URL": self.sms_api_url,
+                "SMS_ACCOUNT_SID": self.sms_account_sid,
+                "SMS_AUTH_TOKEN": self.sms_auth_token,
+                "SMS_FROM": self.sms_from,
+            },
+            "WhatsApp": {
+                "WHATSAPP_API_URL": self.whatsapp_api_url,
+                "WHATSAPP_TOKEN": self.whatsapp_token,
+                "WHATSAPP_PHONE_NUMBER_ID": self.whatsapp_phone_number_id,
+            },
+        }
+        for channel, values in groups.items():
+            missing = [name for name, value in values.items() if not value]
+            if values.keys() - set(missing) and missing:
+                raise ValueError(f"{channel} is half configured: set {', '.join(missing)} too")
 
     @property
     def data_path(self) -> Path:
@@ -96,6 +132,14 @@ class Settings:
     @property
     def simulated_payments(self) -> bool:
         return not self.mercadopago_access_token
+
+    @property
+    def sms_configured(self) -> bool:
+        return bool(self.sms_api_url)
+
+    @property
+    def whatsapp_configured(self) -> bool:
+        return bool(self.whatsapp_api_url)
 
     def resolved_secret_key(self) -> str:
         """SECRET_KEY, or one generated once into `$SALDO_DATA_DIR/secret_key`."""

@@ -21,6 +21,13 @@ from saldo.settings import Settings
 
 DEFAULT_PREFIX = "saldo:"
 REFETCH_EVERY_MINUTES = 15
+REFRESH_WORK_QUEUE_MINUTES = 10  # saldo.services.work_queue.REFRESH_MINUTES
+#: The nightly collections jobs after `check_commitments` (02:30 UTC): (task, hour, minute).
+NIGHTLY_DUNNING = (
+    (tasks.accrue_interest, 3, 0),
+    (tasks.segment_accounts, 3, 30),
+    (tasks.run_dunning, 4, 0),
+)
 
 
 def _plain(value: object) -> object:
@@ -77,6 +84,10 @@ class Queue:
             self._pool = None
 
 
+#: How long a stopping worker lets running jobs finish (an outbox batch takes about a second).
+DRAIN_SECONDS = 30
+
+
 def build_worker(
     redis_url: str,
     prefix: str = DEFAULT_PREFIX,
@@ -86,7 +97,14 @@ def build_worker(
     retry_seconds: float = tasks.DEFAULT_RETRY_SECONDS,
 ) -> Worker:
     """The arq worker: every task in `tasks.FUNCTIONS`, the stale-payment cron (every 15
-    minutes) and the nightly commitments check.
+    minutes), the work queue's risk × balance snapshot (every 10 minutes), the outbound
+    webhooks and the outbox sender (every minute), the nightly commitments check and the
+    nightly collections jobs (`NIGHTLY_DUNNING`: interest and fees, segmentation, the dunning
+    run).
+
+    SIGTERM or SIGINT drains: the worker takes no new job and lets running ones finish for up
+    to `DRAIN_SECONDS` before cancelling them, so a stop (`kill`, `docker stop`, Ctrl-C) never
+    leaves a message accepted by a provider but not marked sent.
 
     `settings` (default: the environment, read at startup) choose the payment provider and the
     email sender; `retry_seconds` is the first back-off of a transient failure (doubling).
@@ -104,6 +122,31 @@ def build_worker(
                 timeout=600,
             ),
             cron(
+                tasks.send_outbox,
+                name=f"{prefix}cron:send_outbox",
+                second=30,
+                run_at_startup=False,
+                unique=True,
+                timeout=600,
+            ),
+            cron(
+                tasks.deliver_webhooks,
+                name=f"{prefix}cron:deliver_webhooks",
+                second=0,
+                run_at_startup=False,
+                unique=True,
+                timeout=600,
+            ),
+            cron(
+                tasks.refresh_work_queue,
+                name=f"{prefix}cron:refresh_work_queue",
+                minute=set(range(5, 60, REFRESH_WORK_QUEUE_MINUTES)),
+                second=0,
+                run_at_startup=False,
+                unique=True,
+                timeout=600,
+            ),
+            cron(
                 tasks.check_commitments,
                 name=f"{prefix}cron:check_commitments",
                 hour=2,
@@ -113,6 +156,19 @@ def build_worker(
                 unique=True,
                 timeout=1800,
             ),
+            *(
+                cron(
+                    job,
+                    name=f"{prefix}cron:{job.__name__}",
+                    hour=hour,
+                    minute=minute,
+                    second=0,
+                    run_at_startup=False,
+                    unique=True,
+                    timeout=3600,
+                )
+                for job, hour, minute in NIGHTLY_DUNNING
+            ),
         ],
         queue_name=queue_name(prefix),
         redis_settings=RedisSettings.from_dsn(redis_url),
@@ -120,6 +176,7 @@ def build_worker(
         on_shutdown=tasks.shutdown,
         burst=burst,
         handle_signals=not burst,
+        job_completion_wait=DRAIN_SECONDS,
         job_serializer=serialize,
         job_deserializer=deserialize,
         max_jobs=4,

@@ -1,6 +1,6 @@
 """The debtor's online payment: what can be paid, the checkout, and its live state.
 
-A checkout pays one account and is one of three choices:
+A checkout pays one account and is one of four choices:
 
 - `balance`: the account's whole balance (the sum of its ledger);
 - `invoices`: some open invoices, each for its open amount;
@@ -8,6 +8,11 @@ A checkout pays one account and is one of three choices:
   minor unit) and at most the balance. We refuse more than the balance: an overpayment would
   sit on the account as a credit the debtor would then have to ask back. When the balance is
   below the creditor's minimum, the minimum is the balance.
+- `installment`: what is left to pay of one installment (or the down payment) of the account's
+  active payment plan (`plans.installment_payment`, at most the balance), with the plan's
+  invoices as the ones the payment goes to first; `CheckoutSession.installment_id` names it.
+  The plan's progress is computed from the ledger, so the installment shows paid once the
+  payment is applied like any other.
 
 `start_checkout` inserts our `CheckoutSession` (its `public_id` is Mercado Pago's
 external_reference and the idempotency key of the preference), asks the provider for a
@@ -29,7 +34,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from saldo import money
 from saldo.errors import Conflict, NotFound, ValidationFailed
@@ -45,12 +50,16 @@ from saldo.services.statement import (
 )
 from saldo.tables import CheckoutSession
 
+if TYPE_CHECKING:
+    from saldo.services.plans import InstallmentDue
+
 __all__ = [
     "CHECKOUT_LIFETIME",
     "CHOICES",
     "FINAL_STATES",
     "AccountOptions",
     "CheckoutView",
+    "InstallmentOption",
     "JobQueue",
     "OpenClaim",
     "OpenInvoice",
@@ -60,6 +69,7 @@ __all__ = [
     "StartedCheckout",
     "account_of",
     "checkout_view",
+    "installment_title",
     "minimum_custom_amount",
     "open_invoices",
     "parse_money",
@@ -71,7 +81,7 @@ __all__ = [
     "sync_job_id",
 ]
 
-CHOICES: Final = ("balance", "invoices", "amount")
+CHOICES: Final = ("balance", "invoices", "amount", "installment")
 #: How long a checkout link stays payable.
 CHECKOUT_LIFETIME: Final = dt.timedelta(hours=72)
 #: States after which nothing changes by itself (the return page stops polling).
@@ -207,11 +217,27 @@ class AccountOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class InstallmentOption:
+    """One installment of an active plan, offered on its own (`/pay?installment=<id>`)."""
+
+    installment_id: int
+    plan_id: int
+    account_id: int
+    number: int  # 0 is the down payment
+    label: str
+    due_date: dt.date
+    due: str
+    amount: Amount  # what is left to pay of it (at most the account's balance)
+    overdue: bool
+
+
+@dataclass(frozen=True, slots=True)
 class PayOptions:
     language: str
     locale: str
     today: dt.date
     accounts: tuple[AccountOptions, ...]
+    installment: InstallmentOption | None = None
 
     def account(self, account_id: int) -> AccountOptions | None:
         return next((a for a in self.accounts if a.account_id == account_id), None)
@@ -243,6 +269,7 @@ class CheckoutView:
     payment_expires: str | None
     provider: str
     created: str
+    installment_label: str = ""  # "Cuota 2", "Anticipo": what an `installment` checkout pays
 
     @property
     def final(self) -> bool:
@@ -341,6 +368,7 @@ async def pay_options(
     language: str | None = None,
     today: dt.date | None = None,
     now: dt.datetime | None = None,
+    installment: str | int | None = None,
 ) -> PayOptions:
     """Per account of the signed-in debtors: creditor, balance, open invoices with open amounts
     and due dates, the smallest custom amount, the bank-transfer reference, online payments
@@ -348,6 +376,9 @@ async def pay_options(
 
     `language` is an explicit choice (else the first debtor's preference); `today` fixes the
     date overdue is measured on (else `now`, else the clock, in the first debtor's time zone).
+    `installment` (an id, as typed in the query) adds that installment of the debtor's active
+    plan with what is left to pay of it; `NotFound` for anyone else's, a paid one, or a
+    malformed id.
     """
     rows = await _accounts(_ids(debtor_ids))
     first = rows[0] if rows else None
@@ -418,11 +449,63 @@ async def pay_options(
                 ),
             )
         )
+    offered = None
+    if installment is not None:
+        offered = await _installment_option(debtor_ids, installment, rows, lang, today)
     return PayOptions(
         language=lang,
         locale=display_locale(lang, first["country"] if first else ""),
         today=today,
         accounts=tuple(options),
+        installment=offered,
+    )
+
+
+def _installment_id(value: str | int | None, language: str) -> int:
+    text = str(value if value is not None else "").strip()
+    if not re.fullmatch(r"[1-9][0-9]{0,9}", text) or int(text) > _MAX_ID:
+        raise NotFound(gettext(language, "No encontramos esa cuota."))
+    return int(text)
+
+
+def installment_title(language: str, number: int) -> str:
+    if number == 0:
+        return gettext(language, "Anticipo")
+    return gettext(language, "Cuota {number}").format(number=number)
+
+
+async def _installment_due(
+    debtor_ids: Sequence[int], value: str | int | None, language: str, today: dt.date
+) -> InstallmentDue:
+    """`plans.installment_payment` (imported here: `plans` parses amounts with this module)."""
+    from saldo.services.plans import installment_payment
+
+    return await installment_payment(debtor_ids, _installment_id(value, language), today=today)
+
+
+async def _installment_option(
+    debtor_ids: Sequence[int],
+    value: str | int,
+    accounts: Sequence[Mapping[str, Any]],
+    language: str,
+    today: dt.date,
+) -> InstallmentOption:
+    due = await _installment_due(debtor_ids, value, language, today)
+    account = next(a for a in accounts if a["account_id"] == due.account_id)
+    amount = min(int(due.amount), int(account["balance"]))
+    if amount <= 0:
+        raise NotFound(gettext(language, "Esa cuota ya está pagada."))
+    fmt = _fmt(language, account["country"], account["currency"])
+    return InstallmentOption(
+        installment_id=due.installment_id,
+        plan_id=due.plan_id,
+        account_id=due.account_id,
+        number=due.number,
+        label=installment_title(language, due.number),
+        due_date=due.due_date,
+        due=fmt.date(due.due_date),
+        amount=fmt.money(amount),
+        overdue=due.due_date < today,
     )
 
 
@@ -449,6 +532,7 @@ class _Plan:
     amount: int
     invoice_ids: list[int]
     items: list[CheckoutItem]
+    installment_id: int | None = None
 
 
 async def _plan(
@@ -457,6 +541,7 @@ async def _plan(
     invoice_ids: Sequence[str | int],
     amount: str | None,
     language: str,
+    installment: InstallmentDue | None = None,
 ) -> _Plan:
     currency = account["currency"]
     balance = int(account["balance"])
@@ -471,6 +556,21 @@ async def _plan(
     if choice == "balance":
         title = gettext(language, "Saldo de su cuenta con {creditor}").format(creditor=creditor)
         return _Plan(balance, [], [CheckoutItem(title, balance)])
+    if choice == "installment":
+        if installment is None or installment.account_id != account["account_id"]:
+            raise ValidationFailed(
+                gettext(language, "Esa cuota no es de esta cuenta."), "installment"
+            )
+        due = min(int(installment.amount), balance)
+        title = gettext(language, "{label} de su plan de pagos con {creditor}").format(
+            label=installment_title(language, installment.number), creditor=creditor
+        )
+        return _Plan(
+            due,
+            list(installment.invoice_ids),
+            [CheckoutItem(title, due)],
+            installment_id=installment.installment_id,
+        )
     if choice == "invoices":
         wanted = _invoice_ids(invoice_ids, language)
         if not wanted:
@@ -527,6 +627,7 @@ async def start_checkout(
     choice: str,
     invoice_ids: Sequence[str | int] = (),
     amount: str | None = None,
+    installment: str | int | None = None,
     provider: PaymentProvider,
     public_url: str,
     return_urls: Mapping[str, str],
@@ -540,8 +641,12 @@ async def start_checkout(
     debtor back; `{reference}` in them is replaced by the checkout's public id and relative
     URLs are made absolute with `public_url` (as is `notification_url`).
 
-    Raises `NotFound` for an account that is not the debtor's, `ValidationFailed` (with the
-    field: choice, invoice_ids or amount) for a choice that cannot be paid, and the provider's
+    `installment` is the installment's id for the `installment` choice.
+
+    Raises `NotFound` for an account that is not the debtor's (or an installment that is not
+    theirs, not of an active plan, or already paid), `ValidationFailed` (with the field:
+    choice, invoice_ids, amount or installment) for a choice that cannot be paid, and the
+    provider's
     `ProviderError` when it cannot be reached (the checkout row then stays without an
     `init_point` and is never shown).
     """
@@ -549,7 +654,11 @@ async def start_checkout(
     lang = resolve_language(language, account["language"] if account else None)
     if account is None:
         raise NotFound(gettext(lang, "No encontramos esa cuenta."))
-    plan = await _plan(account, choice, invoice_ids, amount, lang)
+    due = None
+    if choice == "installment" and int(account["balance"]) > 0:
+        today = local_today(now, account["timezone"])
+        due = await _installment_due(debtor_ids, installment, lang, today)
+    plan = await _plan(account, choice, invoice_ids, amount, lang, due)
     public_id = uuid.uuid4()
     reference = str(public_id)
     expires_at = now + CHECKOUT_LIFETIME
@@ -560,6 +669,7 @@ async def start_checkout(
             amount=plan.amount,
             currency=account["currency"],
             invoice_ids=json.dumps(plan.invoice_ids),
+            installment_id=plan.installment_id,
             provider=provider.name,
             choice=choice,
             payer_email=account["email"] or "",
@@ -611,6 +721,9 @@ async def _checkout_row(debtor_ids: Sequence[int], public_id: str) -> dict[str, 
     rows = await CheckoutSession.raw(
         """SELECT cs.id, cs.public_id, cs.account, cs.amount, cs.currency, cs.invoice_ids,
                   cs.choice, cs.status, cs.provider, cs.expires_at, cs.created_at, cs.init_point,
+                  (SELECT i.number FROM installment i JOIN payment_plan pl ON pl.id = i.plan
+                   WHERE i.id = cs.installment_id AND pl.account = cs.account)
+                      AS installment_number,
                   c.name AS creditor_name, d.country, d.language, d.timezone,
                   p.status AS payment_status, p.method AS payment_method,
                   p.expires_at AS payment_expires
@@ -700,6 +813,9 @@ async def checkout_view(
         else None,
         provider=row["provider"],
         created=fmt.date(local_today(row["created_at"], tz)),
+        installment_label=installment_title(lang, int(row["installment_number"]))
+        if row["installment_number"] is not None
+        else "",
     )
 
 

@@ -10,6 +10,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from saldo.services.dunning import ensure_default_policies
 from saldo.services.import_sql import DEBTOR_COLUMNS, INVOICE_COLUMNS
 from saldo.services.ledger import apply_payment
 from saldo.services.portfolio_import import import_portfolio
@@ -331,6 +332,9 @@ INVOICES: dict[str, list[tuple[str, str, str, int, int, list[tuple[str, str, str
     ],
 }
 
+# Where each creditor is: Muebles Aztlán's default dunning policy gets the Mexico send window.
+CREDITOR_COUNTRIES = {CONECTA: "AR", AZTLAN: "MX"}
+
 # (creditor, debtor external id, currency, amount in minor units, days ago, reference)
 PAYMENTS = [
     (CONECTA, "C-1001", "ARS", 2_000_000, 35, "demo-transfer-0001"),
@@ -388,6 +392,11 @@ async def seed_demo(*, only_if_empty: bool = True, today: dt.date | None = None)
             _write(debtors_csv, DEBTOR_COLUMNS, debtors)
             _write(invoices_csv, INVOICE_COLUMNS, _invoice_rows(creditor, today))
             await import_portfolio(debtors_csv, invoices_csv, creditor=creditor)
+    for creditor, country in CREDITOR_COUNTRIES.items():
+        await Creditor.update({Creditor.country: country}).where(Creditor.name == creditor)
+        row = await Creditor.select(Creditor.id).where(Creditor.name == creditor).first()
+        assert row is not None, f"demo creditor {creditor} missing"
+        await ensure_default_policies(int(row["id"]))
     for creditor, external_id, currency, amount, days_ago, reference in PAYMENTS:
         account = await _account(creditor, external_id, currency)
         received = dt.datetime.combine(

@@ -19,6 +19,7 @@ from typing import Any
 from saldo import money
 from saldo.db import DB
 from saldo.errors import Conflict, NotFound, ValidationFailed
+from saldo.services import outbound
 from saldo.tables import Account, EntryKind, LedgerEntry, Payment, PaymentPosting
 
 
@@ -191,7 +192,8 @@ async def post_payment(payment_id: int, *, preferred_invoice_ids: Sequence[int] 
     NOTHING, and only the caller whose insert went through posts. Allocation:
     `preferred_invoice_ids` first (those still open), then the oldest due date first; whatever
     no invoice takes is a credit entry (basis `{"credit": true}`), which the debtor sees as a
-    balance in their favour.
+    balance in their favour. The posting queues the `payment.applied` webhook in the same
+    transaction (`outbound.payment_applied`).
 
     Raises `Conflict` for a payment without an account (unapplied) or in another currency than
     its account, `ValidationFailed` for a non-positive amount.
@@ -248,6 +250,7 @@ async def post_payment(payment_id: int, *, preferred_invoice_ids: Sequence[int] 
             )
             await _allocation(payment_id, None, entry_id, credit)
             entry_ids.append(entry_id)
+        await outbound.payment_applied(payment_id)
     return Posting(payment_id, APPLY, True, allocations, credit, entry_ids)
 
 

@@ -6,7 +6,10 @@ review task ("plan:<id>"), writes an `Interaction` on the account's timeline and
 `AuditEvent` for the staff user.
 
 - `approve`: the plan becomes active; the down payment is due that day. A proposal whose first
-  installment date has already passed cannot be approved as is (counter-offer new dates).
+  installment date has already passed cannot be approved as is (counter-offer new dates). A
+  proposal that breaks the account's plan policy (`schedule.violations`, judged on the day of
+  the decision) is approved only when the caller says the staff user may approve above the
+  policy (`above_policy=True`, a supervisor in the back office); otherwise `AbovePolicy`.
 - `reject`: with a reason the debtor sees on /plans (`review_reason`).
 - `counter_offer`: a new plan "offered" (`counter_of` the proposal, `proposed_by` "staff")
   that the debtor accepts or declines in the portal; the proposal becomes "countered". The
@@ -21,9 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from saldo.db import DB
-from saldo.errors import Conflict, NotFound, ValidationFailed
-from saldo.schedule import Proposal
+from saldo.errors import Conflict, NotFound, SaldoError, ValidationFailed
+from saldo.schedule import Proposal, Violation, violations
 from saldo.services.audit import record
+from saldo.services.plan_policy import policy_for
 from saldo.services.plan_records import close_task, interaction, staff_actor
 from saldo.services.plans import (
     MAX_FIRST_DATE_DAYS,
@@ -37,7 +41,21 @@ from saldo.services.plans import (
 from saldo.services.statement import local_today
 from saldo.tables import PaymentPlan
 
-__all__ = ["Decision", "approve", "counter_offer", "reject"]
+__all__ = ["AbovePolicy", "Decision", "approve", "counter_offer", "reject"]
+
+
+class AbovePolicy(SaldoError):
+    """The proposal breaks the plan policy and the staff user may not approve it as is."""
+
+    status_code = 403
+    title = "Forbidden"
+
+    def __init__(self, plan_id: int, broken: list[Violation]) -> None:
+        super().__init__(
+            "Esta propuesta no cumple la política de planes: solo un supervisor puede aprobarla."
+        )
+        self.plan_id = plan_id
+        self.violations = broken
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,12 +76,22 @@ async def _proposed(plan_id: int) -> dict[str, Any]:
         raise NotFound(f"plan {plan_id} does not exist")
     plan = dict(rows[0])
     if plan["status"] != "proposed":
-        raise Conflict(f"plan {plan_id} is {plan['status']}, not waiting for review")
+        raise Conflict(
+            "Este plan ya no espera una decisión: alguien lo decidió antes o cambió de estado. "
+            "Recargue la página para ver cómo quedó."
+        )
     return plan
 
 
-async def approve(plan_id: int, *, staff_id: int, now: dt.datetime, ip: str = "") -> Decision:
-    """Approve a proposal as the debtor made it."""
+async def approve(
+    plan_id: int,
+    *,
+    staff_id: int,
+    now: dt.datetime,
+    ip: str = "",
+    above_policy: bool = False,
+) -> Decision:
+    """Approve a proposal as the debtor made it; one outside the policy needs `above_policy`."""
     actor = await staff_actor(staff_id, ip)
     async with DB.transaction():
         plan = await _proposed(plan_id)
@@ -73,14 +101,22 @@ async def approve(plan_id: int, *, staff_id: int, now: dt.datetime, ip: str = ""
                 "La primera cuota de la propuesta ya venció: haga una contraoferta con fechas "
                 "nuevas."
             )
+        broken = violations(proposal_of(plan), await policy_for(int(plan["account"])), today=today)
+        if broken and not above_policy:
+            raise AbovePolicy(plan_id, broken)
+        codes = [f"{v.field}:{v.code}" for v in broken]
         await activate(plan, today=today, now=now, expected="proposed", staff_id=staff_id)
         await close_task(f"plan:{plan_id}", now=now)
         await interaction(
             account_id=int(plan["account"]),
             debtor_id=int(plan["debtor_id"]),
             kind="plan_approved",
-            summary="Plan de pagos aprobado por el equipo.",
-            data={"plan": plan_id},
+            summary=(
+                "Plan de pagos aprobado por el equipo, fuera de la política."
+                if broken
+                else "Plan de pagos aprobado por el equipo."
+            ),
+            data={"plan": plan_id, "violations": codes},
             now=now,
             staff_id=staff_id,
             channel="backoffice",
@@ -93,7 +129,7 @@ async def approve(plan_id: int, *, staff_id: int, now: dt.datetime, ip: str = ""
             object_type="payment_plan",
             object_id=plan_id,
             before={"status": "proposed"},
-            after={"status": "active"},
+            after={"status": "active", "violations": codes} if codes else {"status": "active"},
         )
     return Decision(plan_id, "active")
 

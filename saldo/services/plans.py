@@ -53,7 +53,7 @@ from saldo.schedule import (
     schedule,
     violations,
 )
-from saldo.services import disputes
+from saldo.services import disputes, outbound
 from saldo.services.checkout import parse_money
 from saldo.services.plan_policy import (
     policies_for,
@@ -415,6 +415,7 @@ async def activate(
     """Make a plan active (inside the caller's transaction): its schedule becomes installments.
 
     The down payment is due `today`. Raises `Conflict` when the plan is no longer `expected`.
+    Queues the `plan.approved` webhook (`outbound.plan_approved`) in the same transaction.
     """
     updated = await PaymentPlan.raw(
         """UPDATE payment_plan SET status = 'active', decided_at = {},
@@ -437,6 +438,7 @@ async def activate(
             row.due_date,
             row.amount,
         )
+    await outbound.plan_approved(int(plan["id"]))
     cancelled = await PaymentPlan.raw(
         """UPDATE promise_to_pay SET status = 'cancelled', resolved_at = {}
            WHERE account = {} AND status = 'open' RETURNING id, account""",

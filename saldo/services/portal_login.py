@@ -11,8 +11,13 @@ The flow, and what each step promises:
 3. `check_knowledge()` compares the last four digits of the document of every debtor the link
    covers; three wrong answers revoke the link. Success records a `portal_login` interaction.
 
-Collaborators are explicit: the Redis client and key prefix for rate limits, the email channel,
-the token-hashing key and the clock (`now`).
+Collaborators are explicit: the Redis client and key prefix for rate limits, the email sender,
+the SMS and WhatsApp channels (`LoginConfig.texts`), the token-hashing key and the clock (`now`).
+
+Where a link goes: an email address gets it by email. A phone number gets it on the channel it
+matched — by WhatsApp when it is the debtor's WhatsApp number, by SMS when it is their phone —
+when that channel is live (a real provider is configured); otherwise by email, at the address on
+file for the debtors with that number, as before those channels existed.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -32,7 +37,10 @@ from saldo.auth.magic_links import Contact, ContactKind
 from saldo.db import DB
 from saldo.errors import SaldoError, ValidationFailed
 from saldo.i18n import DEFAULT_LANGUAGE, SUPPORTED_LANGUAGES, gettext
-from saldo.notify import EmailSender, build_message, render_email
+from saldo.notify import Channel, EmailSender, OutgoingMessage, build_message, render_email
+from saldo.notify import render_text as render_notify_text
+from saldo.notify.sms import to_gsm
+from saldo.notify.whatsapp import TEMPLATES as WHATSAPP_TEMPLATES
 from saldo.tables import Debtor, Interaction, MagicLinkToken
 
 log = logging.getLogger("saldo.services.portal_login")
@@ -61,6 +69,7 @@ class LoginConfig:
     public_url: str
     mail_from: str
     limits: RateLimits = LIMITS
+    texts: Mapping[str, Channel] = field(default_factory=dict)  # "sms", "whatsapp"
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -144,7 +153,8 @@ async def limit_ip(ip: str, *, config: LoginConfig) -> None:
 
 @dataclass(frozen=True)
 class _Recipient:
-    email: str
+    address: str  # the email address or phone number the link is sent to
+    channel: str  # "email", "sms" or "whatsapp"
     name: str
     language: str
     debtor_ids: list[int]
@@ -177,27 +187,67 @@ async def _debtors_for(contact: Contact) -> list[dict[str, Any]]:
     ]
 
 
-def _recipients(contact: Contact, debtors: Sequence[dict[str, Any]]) -> list[_Recipient]:
-    """One link per inbox: a phone number shared by people with different emails gives each
-    of them a link that covers only their own debtor records."""
+def _live(texts: Mapping[str, Channel], name: str) -> bool:
+    channel = texts.get(name)
+    return channel is not None and channel.live
+
+
+def _grouped(
+    rows: Sequence[dict[str, Any]],
+    channel: str,
+    address: Callable[[dict[str, Any]], str],
+    contact: str,
+) -> list[_Recipient]:
     groups: dict[str, list[dict[str, Any]]] = {}
-    for row in debtors:
-        email = (row["email"] or "").strip()
-        if email:
-            groups.setdefault(email.lower(), []).append(row)
+    for row in rows:
+        key = address(row)
+        if key:
+            groups.setdefault(key.lower(), []).append(row)
     recipients = []
-    for email, rows in groups.items():
-        first = rows[0]
+    for members in groups.values():
+        first = members[0]
         language = first["language"] if first["language"] in SUPPORTED_LANGUAGES else None
         recipients.append(
             _Recipient(
-                email=contact.value if contact.kind is ContactKind.email else email,
+                address=contact if channel == "email" and contact else address(first),
+                channel=channel,
                 name=str(first["name"] or ""),
                 language=language or DEFAULT_LANGUAGE,
-                debtor_ids=[int(row["id"]) for row in rows],
+                debtor_ids=[int(row["id"]) for row in members],
             )
         )
     return recipients
+
+
+def _recipients(
+    contact: Contact, debtors: Sequence[dict[str, Any]], texts: Mapping[str, Channel] | None = None
+) -> list[_Recipient]:
+    """One link per inbox or phone: a number shared by people with different emails gives each
+    of them a link that covers only their own debtor records."""
+
+    def email(row: dict[str, Any]) -> str:
+        return str(row["email"] or "").strip()
+
+    if contact.kind is ContactKind.email:
+        return _grouped(debtors, "email", email, contact.value)
+    texts = texts or {}
+    by_whatsapp, by_sms, by_email = [], [], []
+    for row in debtors:
+        if _live(texts, "whatsapp") and magic_links.phone_matches(
+            contact.value, row.get("whatsapp") or ""
+        ):
+            by_whatsapp.append(row)
+        elif _live(texts, "sms") and magic_links.phone_matches(
+            contact.value, row.get("phone") or ""
+        ):
+            by_sms.append(row)
+        else:
+            by_email.append(row)
+    return [
+        *_grouped(by_whatsapp, "whatsapp", lambda r: str(r["whatsapp"] or "").strip(), ""),
+        *_grouped(by_sms, "sms", lambda r: str(r["phone"] or "").strip(), ""),
+        *_grouped(by_email, "email", email, ""),
+    ]
 
 
 async def request_link(
@@ -208,14 +258,13 @@ async def request_link(
     channel: EmailSender,
     config: LoginConfig,
 ) -> int:
-    """Mail a sign-in link to every inbox on file for `contact`; returns how many were sent.
+    """Send a sign-in link to every inbox or phone on file for `contact`; returns how many.
 
     Runs after the response is sent and never raises: what happens here (unknown address,
-    address over its limit, a mail server failure) must not change what the visitor sees.
-
-    A phone or WhatsApp number gets its link by email, at the address on file for the debtors
-    with that number, until the SMS and WhatsApp channels exist; the visitor is never told
-    which address that is.
+    address over its limit, a mail server or SMS provider failure) must not change what the
+    visitor sees. A phone number gets its link by WhatsApp or SMS when that channel is live,
+    else by email at the address on file (see the module's docstring); the visitor is never
+    told which address or number that is.
     """
     try:
         address_key = f"{config.key_prefix}login:address:{magic_links.address_key(contact)}"
@@ -223,7 +272,7 @@ async def request_link(
         if count > config.limits.per_address:
             log.info("sign-in link not sent: %s over its limit", contact.kind)
             return 0
-        recipients = _recipients(contact, await _debtors_for(contact))
+        recipients = _recipients(contact, await _debtors_for(contact), config.texts)
         for recipient in recipients:
             await _send_link(recipient, contact, ip=ip, now=now, channel=channel, config=config)
         return len(recipients)
@@ -244,28 +293,41 @@ async def _send_link(
     # Sent directly rather than through the Notification outbox: that table keeps message
     # bodies, and a body here holds a live token, which must only ever be stored hashed.
     token = magic_links.generate_token()
+    token_hash = magic_links.hash_token(token, config.hash_key)
     await MagicLinkToken(
-        token_hash=magic_links.hash_token(token, config.hash_key),
+        token_hash=token_hash,
         contact=contact.value,
-        channel="email",
+        channel=recipient.channel,
         debtor_ids=recipient.debtor_ids,
         requested_ip=ip[:64],
         expires_at=magic_links.expires_at(now),
     ).save()
     minutes = int(magic_links.TOKEN_TTL.total_seconds() // 60)
-    text, html = render_email(
-        "magic_link",
-        recipient.language,
-        {
-            "link": magic_links.link_url(config.public_url, token),
-            "name": recipient.name,
-            "minutes": minutes,
-            "public_url": config.public_url.rstrip("/"),
-        },
-    )
+    values = {
+        "link": magic_links.link_url(config.public_url, token),
+        "name": recipient.name,
+        "minutes": minutes,
+        "public_url": config.public_url.rstrip("/"),
+    }
+    if recipient.channel != "email":
+        text = render_notify_text("magic_link.sms.txt", recipient.language, values)
+        template = WHATSAPP_TEMPLATES["magic_link"]
+        await config.texts[recipient.channel].send(
+            OutgoingMessage(
+                channel=recipient.channel,
+                to=recipient.address,
+                idempotency_key=f"magic-link:{token_hash}",
+                text=to_gsm(" ".join(text.split())),
+                template=template.name,
+                language=recipient.language,
+                parameters=tuple(str(values[name]) for name in template.parameters),
+            )
+        )
+        return
+    text, html = render_email("magic_link", recipient.language, values)
     message = build_message(
         sender=config.mail_from,
-        to=recipient.email,
+        to=recipient.address,
         subject=gettext(recipient.language, "Su enlace para ingresar a Saldo"),
         text=text,
         html=html,

@@ -1,13 +1,13 @@
-"""Payment receipts: the queued `payment_received` notification, rendered and mailed once.
+"""Payment receipts: what a receipt says, and its PDF.
 
 `sync_payment` queues one outbox row per applied payment (`receipt:<payment id>`) in the same
-transaction as the posting; `send_notification` renders it in the debtor's language — the
-email (`templates/notify/payment_received.txt` / `.html`) and a PDF receipt attached to it —
-sends it and marks it sent. The row is locked while it is sent, so two workers never mail the
-same receipt, and a receipt already sent is never sent again.
+transaction as the posting. The outbox sender (`saldo.services.outbox`) renders it like any
+other message — `templates/notify/payment_received.*` with `receipt_values()`, in the debtor's
+language, with the PDF of `render_receipt_pdf()` attached — and sends it once; a receipt whose
+payment was reversed before it went out is cancelled (`payment_reversed`).
 
-Outbox statuses used here: queued → sent; failed (gave up after `MAX_ATTEMPTS`); blocked (no
-address); cancelled (the payment was reversed before its receipt went out).
+`send_notification()` sends one row through that same path with a plain `EmailSender` (the
+worker's `send_notification` job and older callers).
 """
 
 from __future__ import annotations
@@ -16,11 +16,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Final
 
-from saldo.db import DB
 from saldo.errors import NotFound, SaldoError
 from saldo.i18n import DEFAULT_LANGUAGE, SUPPORTED_LANGUAGES, gettext
-from saldo.notify import EmailSender, render_email
-from saldo.notify.email import Attachment, build_message
+from saldo.notify.email import EmailSender, SenderChannel
 from saldo.pdf import (
     AMBER,
     FONT,
@@ -33,7 +31,7 @@ from saldo.pdf import (
     _facts,
     _party_block,
 )
-from saldo.services import ledger
+from saldo.services import ledger, outbox
 from saldo.services.statement import (
     CreditorView,
     DebtorView,
@@ -51,6 +49,7 @@ __all__ = [
     "DeliveryFailed",
     "ReceiptView",
     "queued_receipts",
+    "receipt_values",
     "receipt_view",
     "render_receipt_pdf",
     "send_notification",
@@ -58,7 +57,7 @@ __all__ = [
 
 RECEIPT_TEMPLATE: Final = "payment_received"
 #: Sending gives up after this many failed attempts (the row is then "failed").
-MAX_ATTEMPTS: Final = 5
+MAX_ATTEMPTS: Final = outbox.MAX_ATTEMPTS
 #: Portal pages the message links to (routes `account:balance` and `account:preferences`;
 #: a test checks them against the app's routes): the account, and the opt-out line's page.
 ACCOUNT_PATH: Final = "/account"
@@ -300,11 +299,21 @@ def render_receipt_pdf(view: ReceiptView) -> bytes:
 # ---------------------------------------------------------------------------- sending
 
 
-def _payment_of(key: str) -> int:
-    prefix, _, rest = key.partition(":")
-    if prefix != "receipt" or not rest.isdigit():
-        raise NotFound(f"notification {key!r} is not a payment receipt")
-    return int(rest)
+def receipt_values(view: ReceiptView) -> dict[str, Any]:
+    """What `templates/notify/payment_received.*` shows besides the debtor, creditor and links."""
+    return {
+        "provider": view.provider,
+        "simulated": view.simulated,
+        "amount": view.amount,
+        "date": view.date_text,
+        "method": view.method,
+        "reference": view.reference,
+        "applied": view.applied,
+        "credit": view.credit,
+        "balance_label": view.balance_label,
+        "balance": view.balance,
+        "today": view.today_text,
+    }
 
 
 async def send_notification(
@@ -315,113 +324,24 @@ async def send_notification(
     public_url: str,
     mail_from: str,
 ) -> str:
-    """Render and send one queued receipt with its PDF; returns the row's status afterwards.
+    """Send one queued email (a receipt, typically) through the outbox, with `sender`.
 
-    "sent" for this delivery; a row that is not queued is left as it is and its status
-    returned ("sent" already, "blocked", "failed", "cancelled"); "busy" while another worker
-    holds the row. A receipt whose payment was reversed in the meantime is cancelled instead
-    of sent. A delivery failure is counted on the row and raised as `DeliveryFailed` (after
-    the count is committed), `final` once `MAX_ATTEMPTS` is reached.
+    Returns the row's status afterwards: "sent" for this delivery or an earlier one; a row that
+    is not waiting is left as it is ("blocked", "failed", "cancelled" — a receipt whose payment
+    was reversed in the meantime is cancelled instead of sent); "busy" while another worker
+    holds the row. A delivery failure is counted on the row and raised as `DeliveryFailed`
+    (after the count is committed), `final` once `MAX_ATTEMPTS` is reached.
     """
-    failure: DeliveryFailed | None = None
-    async with DB.transaction():
-        rows = await Notification.raw(
-            """
-            SELECT id, channel, template, language, to_address, idempotency_key, status,
-                   attempts
-            FROM notification WHERE id = {} FOR UPDATE SKIP LOCKED
-            """,
-            notification_id,
-        )
-        if not rows:
-            if await Notification.exists().where(Notification.id == notification_id):
-                return "busy"
-            raise NotFound(f"notification {notification_id} does not exist")
-        row = rows[0]
-        if row["status"] != "queued":
-            return str(row["status"])
-        if row["template"] != RECEIPT_TEMPLATE or row["channel"] != "email":
-            raise NotFound(f"notification {notification_id} is not an email receipt")
-        payment_id = _payment_of(str(row["idempotency_key"]))
-        if await ledger.has_posting(payment_id, ledger.REVERSE):
-            await _set(
-                notification_id,
-                status="cancelled",
-                blocked_reason="payment reversed before the receipt was sent",
-            )
-            return "cancelled"
-        language = _language(row["language"])
-        view = await receipt_view(payment_id, language=language, now=now, public_url=public_url)
-        subject, text, html = render_receipt_email(view)
-        message = build_message(
-            sender=mail_from,
-            to=str(row["to_address"]),
-            subject=subject,
-            text=text,
-            html=html,
-            attachments=[Attachment(view.filename, "application/pdf", render_receipt_pdf(view))],
-        )
-        attempts = int(row["attempts"]) + 1
-        try:
-            await sender.send(message)
-        except Exception as exc:
-            final = attempts >= MAX_ATTEMPTS
-            await _set(
-                notification_id,
-                status="failed" if final else "queued",
-                attempts=attempts,
-                last_error=f"{type(exc).__name__}: {exc}"[:2000],
-            )
-            failure = DeliveryFailed(str(exc), attempts=attempts, final=final)
-        else:
-            await _set(
-                notification_id,
-                status="sent",
-                attempts=attempts,
-                last_error="",
-                sent_at=now,
-                subject=subject,
-                body_text=text,
-                body_html=html,
-            )
-    if failure is not None:
-        raise failure
-    return "sent"
-
-
-def render_receipt_email(view: ReceiptView) -> tuple[str, str, str]:
-    """(subject, text, html) of the receipt email."""
-    subject = gettext(view.language, "Comprobante de pago — {creditor}").format(
-        creditor=view.creditor.name
+    result = await outbox.send_one(
+        notification_id,
+        now=now,
+        channels={"email": SenderChannel(sender)},
+        public_url=public_url,
+        mail_from=mail_from,
     )
-    text, html = render_email(
-        RECEIPT_TEMPLATE,
-        view.language,
-        {
-            "name": view.debtor.name,
-            "creditor": view.creditor.name,
-            "provider": view.provider,
-            "simulated": view.simulated,
-            "amount": view.amount,
-            "date": view.date_text,
-            "method": view.method,
-            "reference": view.reference,
-            "applied": view.applied,
-            "credit": view.credit,
-            "balance_label": view.balance_label,
-            "balance": view.balance,
-            "today": view.today_text,
-            "public_url": view.public_url,
-            "account_url": view.account_url,
-            "preferences_url": view.preferences_url,
-        },
-    )
-    return subject, text, html
-
-
-async def _set(notification_id: int, **values: Any) -> None:
-    columns = {getattr(Notification, name): value for name, value in values.items()}
-    await Notification.update(columns).where(Notification.id == notification_id)
+    if result.error:
+        raise DeliveryFailed(result.error, attempts=result.attempts, final=result.final)
+    return result.status
 
 
 async def queued_receipts(

@@ -22,7 +22,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 COMPOSITION_ROOT = {"saldo/app.py", "saldo/asgi.py"}
 HTTP_SURFACES = ("portal", "backoffice", "api")
-PURE_GLOBS = ("saldo/money.py", "saldo/references.py", "saldo/schedule*.py", "saldo/rules/**/*.py")
+PURE_GLOBS = (
+    "saldo/money.py",
+    "saldo/references.py",
+    "saldo/schedule*.py",
+    "saldo/rules/**/*.py",
+    "saldo/charts.py",
+)
 IO_PACKAGES = {
     "piccolo",
     "piccolo_api",

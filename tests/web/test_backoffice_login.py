@@ -272,7 +272,7 @@ async def test_first_sign_in_enrolls_totp_then_shows_recovery_codes_once(
     assert (await client.get("/backoffice/login/recovery-codes")).status_code == 303  # once
     home = await client.get("/backoffice")
     assert home.status_code == 200
-    assert heading(home) == "Hola, Inés Ortúzar"
+    assert heading(home) == "Cuentas para trabajar hoy"  # a supervisor lands on the queue
     actions = [e["action"] for e in await audit_events(staff.id)]
     assert actions[-2:] == ["staff.totp_enrolled", "staff.login"]
 

@@ -26,6 +26,7 @@ from litestar.handlers import HTTPRouteHandler
 
 from backoffice.permissions import PERMISSIONS, PUBLIC, Requires
 from backoffice.routes import backoffice_router
+from tests.services.helpers import make_account
 from tests.web import backoffice_fixtures
 from tests.web.backoffice_fixtures import (
     JSON,
@@ -67,6 +68,24 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("POST", "/backoffice/users/{staff_id:int}/reactivate"): ADMIN,
     ("POST", "/backoffice/users/{staff_id:int}/reset-totp"): ADMIN,
     ("GET", "/backoffice/audit"): frozenset({"admin", "supervisor"}),
+    ("GET", "/backoffice/disputes"): frozenset({"agent", "supervisor"}),
+    ("GET", "/backoffice/disputes/{dispute_id:int}"): frozenset({"agent", "supervisor"}),
+    ("POST", "/backoffice/disputes/{dispute_id:int}/messages"): frozenset({"agent", "supervisor"}),
+    ("POST", "/backoffice/disputes/{dispute_id:int}/resolve"): frozenset({"supervisor"}),
+    ("GET", "/backoffice/disputes/{dispute_id:int}/attachments/{attachment_id:int}"): frozenset(
+        {"agent", "supervisor"}
+    ),
+    ("GET", "/backoffice/disputes/reasons"): frozenset({"supervisor", "finance", "admin"}),
+    ("GET", "/backoffice/disputes/reasons.csv"): frozenset({"supervisor", "finance", "admin"}),
+    ("GET", "/backoffice/plans"): frozenset({"agent", "supervisor"}),
+    ("GET", "/backoffice/plans/{plan_id:int}"): frozenset({"agent", "supervisor"}),
+    ("POST", "/backoffice/plans/{plan_id:int}/approve"): frozenset({"agent", "supervisor"}),
+    ("POST", "/backoffice/plans/{plan_id:int}/reject"): frozenset({"agent", "supervisor"}),
+    ("POST", "/backoffice/plans/{plan_id:int}/counter"): frozenset({"agent", "supervisor"}),
+    ("POST", "/backoffice/plans/{plan_id:int}/counter/preview"): frozenset({"agent", "supervisor"}),
+    ("GET", "/backoffice/plans/{plan_id:int}/agreement.pdf"): frozenset({"agent", "supervisor"}),
+    ("GET", "/backoffice/policies/plans"): ADMIN,
+    ("POST", "/backoffice/policies/plans"): ADMIN,
     # finance: looking is payments.view, uploading payments.reconcile, clearing apply_unmatched
     ("GET", "/backoffice/reconciliation"): frozenset({"finance", "supervisor"}),
     ("GET", "/backoffice/reconciliation/export.csv"): frozenset({"finance", "supervisor"}),
@@ -80,15 +99,39 @@ EXPECTED: dict[tuple[str, str], frozenset[str] | str] = {
     ("GET", "/backoffice/bank/import"): frozenset({"finance"}),
     ("POST", "/backoffice/bank/import"): frozenset({"finance"}),
     ("GET", "/backoffice/bank/imports/{import_id:int}"): frozenset({"finance", "supervisor"}),
+    ("GET", "/backoffice/kpis"): frozenset({"supervisor", "finance", "admin"}),
+    ("GET", "/backoffice/kpis/export.csv"): frozenset({"supervisor", "finance", "admin"}),
+    # messages: the outbox and previews (accounts.view)
+    ("GET", "/backoffice/notifications"): ALL,
+    ("GET", "/backoffice/notifications/preview"): ALL,
+    ("GET", "/backoffice/notifications/preview/body"): ALL,
+    ("GET", "/backoffice/notifications/{notification_id:int}"): ALL,
+    ("GET", "/backoffice/notifications/{notification_id:int}/body"): ALL,
+    # the work queue (at /backoffice), accounts and search
+    ("POST", "/backoffice/queue/assign"): frozenset({"supervisor"}),
+    ("GET", "/backoffice/accounts/{account_id:int}"): ALL,
+    ("GET", "/backoffice/accounts/{account_id:int}/dossier.pdf"): ALL,
+    ("POST", "/backoffice/accounts/{account_id:int}/contacts"): frozenset({"agent", "supervisor"}),
+    ("POST", "/backoffice/accounts/{account_id:int}/pause"): frozenset({"agent", "supervisor"}),
+    ("POST", "/backoffice/accounts/{account_id:int}/resume"): frozenset({"agent", "supervisor"}),
+    ("POST", "/backoffice/accounts/{account_id:int}/stage"): frozenset({"agent", "supervisor"}),
+    ("POST", "/backoffice/accounts/{account_id:int}/escalate"): frozenset({"agent", "supervisor"}),
+    ("GET", "/backoffice/search"): ALL,
 }
 
 #: Values for path parameters (`victim` is a staff user the walk may change).
 PATH_VALUES = {
     "{token:str}": lambda w: "not-a-real-invitation",
     "{staff_id:int}": lambda w: w["victim"],
+    # no such dispute or file: the guard answers before the 404
+    "{dispute_id:int}": lambda w: 2**31 - 7,
+    "{attachment_id:int}": lambda w: 2**31 - 7,
+    "{plan_id:int}": lambda w: 2**31 - 7,  # no such plan
     "{line_id:int}": lambda w: 2**31 - 7,  # no such bank line
     "{payment_id:int}": lambda w: 2**31 - 7,  # no such payment
     "{import_id:int}": lambda w: 2**31 - 7,  # no such bank import
+    "{notification_id:int}": lambda w: 2**31 - 7,  # no such message
+    "{account_id:int}": lambda w: w["account"],  # a real account: its pages render
 }
 
 SKIPPED_METHODS = {"OPTIONS", "HEAD"}
@@ -161,7 +204,8 @@ def test_an_unknown_permission_fails_at_import_time():
 async def world(db, app_key) -> dict[str, Any]:
     staff = {role: await make_staff(role, key=app_key) for role in ROLES}
     victim = await make_staff("agent", key=app_key)
-    return {"staff": staff, "victim": victim.id}
+    account = await make_account(name="Cuenta del Recorrido")
+    return {"staff": staff, "victim": victim.id, "account": account.id}
 
 
 async def request(client, method: str, target: str, headers: dict[str, str] | None = None):

@@ -98,6 +98,8 @@ FOREIGN: dict[tuple[str, str], Callable[[World], Urls]] = {
 PUBLIC: dict[tuple[str, str], str] = {
     ("GET", "/login/{token:str}"): "the token is the credential (tests/web/test_login.py)",
     ("POST", "/login/{token:str}"): "the token is the credential (tests/web/test_login.py)",
+    ("GET", "/unsubscribe/{token:str}"): "a signed token (tests/web/test_unsubscribe.py)",
+    ("POST", "/unsubscribe/{token:str}"): "a signed token (tests/web/test_unsubscribe.py)",
 }
 
 #: Query strings for debtor-scoped routes without path parameters that need one.
