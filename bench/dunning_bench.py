@@ -13,7 +13,9 @@ and pending online payments — so the pause joins have real work to do.
 
 Then it runs `run_dunning` for the day (and once more: the idempotent re-run), prints the
 seconds and the rows decided, and times `segment_accounts` (every account's score and
-segment) and, with --accrual, one day of `accrue` with a fee policy on the Argentine creditor.
+segment) and, with --accrual, one day of `accrue` with a fee policy on the Argentine creditor,
+then the same day again (what each already accrued day of a run's catch-up costs). On a
+database kept after an --accrual run that day is already posted: both runs post nothing.
 
 With DATABASE_URL set it uses that server, otherwise the embedded PostgreSQL under
 $SALDO_DATA_DIR (as the tests do). Either way it builds its own database, created and dropped
@@ -246,14 +248,16 @@ async def _timed_runs(*, accrual: bool) -> None:
                ON CONFLICT (creditor, segment) DO NOTHING RETURNING id"""
         )
         del rows
-        started = time.perf_counter()
-        accrued = await accrue(as_of=AS_OF, now=now, catch_up_days=1)
-        seconds = time.perf_counter() - started
-        print(
-            f"accrue (one day): {seconds:.1f} s — {accrued.interest_entries:,} interest and "
-            f"{accrued.fee_entries:,} fee entries",
-            flush=True,
-        )
+        for label in ("accrue (one day)", "accrue again (idempotent)"):
+            started = time.perf_counter()
+            accrued = await accrue(as_of=AS_OF, now=now, catch_up_days=1)
+            seconds = time.perf_counter() - started
+            entries = accrued.interest_entries + accrued.fee_entries
+            print(
+                f"{label}: {seconds:.1f} s — {accrued.interest_entries:,} interest and "
+                f"{accrued.fee_entries:,} fee entries ({entries / seconds:,.0f} entries/s)",
+                flush=True,
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,12 +10,13 @@ Two ways to send, one wire format:
   (`mime_bytes`: multipart text + HTML, attachments, `List-Unsubscribe` with
   `List-Unsubscribe-Post: List-Unsubscribe=One-Click`, and a `Message-ID` derived from the
   outbox row's idempotency key, so a message sent again after a crash has the same id) and
-  sends a batch over one SMTP connection. `SenderChannel` puts any `EmailSender` behind the
-  same `Channel` interface.
+  sends a batch over one SMTP session (`saldo.notify.smtp_session`: pipelined when the server
+  offers PIPELINING). `SenderChannel` puts any `EmailSender` behind the same `Channel`
+  interface.
 
-SMTP replies are sorted for the outbox: 5xx to a recipient or to the message is permanent
-(`PermanentSendError`); 4xx, a refused sender, timeouts and dropped connections are
-transient (`TransientSendError`).
+SMTP replies are sorted for the outbox: 5xx to a recipient or to the message, and an address
+that cannot be written into a command, are permanent (`PermanentSendError`); 4xx, a refused
+sender or login, timeouts and dropped connections are transient (`TransientSendError`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, formatdate, make_msgid, parseaddr
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import aiosmtplib
@@ -50,6 +51,7 @@ from saldo.notify.base import (
     TransientSendError,
     message_token,
 )
+from saldo.notify.smtp_session import SmtpReplyError, SmtpSession
 from saldo.settings import Settings
 
 __all__ = [
@@ -160,7 +162,20 @@ def _quoted_printable(text: str) -> bytes:
     return binascii.b2a_qp(data, quotetabs=False, istext=True).replace(b"\n", _CRLF)
 
 
-def _text_part(subtype: str, text: str) -> bytes:
+#: The longest line a body may have to go unencoded (RFC 5322 allows 998 octets and CRLF).
+_LONGEST: Final = 990
+
+
+def _text_part(subtype: str, text: str, *, eight_bit: bool = False) -> bytes:
+    if eight_bit:
+        data = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+        # As it is, unless a line is too long, or it holds a NUL or what starts a boundary.
+        fits = len(data) < _LONGEST or max(map(len, data.split(b"\n"))) < _LONGEST
+        if fits and b"\0" not in data and b"=_" not in data:
+            return (
+                f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+                f"Content-Transfer-Encoding: {'7bit' if data.isascii() else '8bit'}\r\n\r\n"
+            ).encode() + data.replace(b"\n", _CRLF)
     return (
         f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
         "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
@@ -194,12 +209,16 @@ def _multipart(subtype: str, boundary: str, parts: Sequence[bytes]) -> bytes:
     return b"".join(out)
 
 
-def mime_bytes(message: OutgoingMessage, *, date: dt.datetime) -> tuple[bytes, str]:
+def mime_bytes(
+    message: OutgoingMessage, *, date: dt.datetime, eight_bit: bool = False
+) -> tuple[bytes, str]:
     """The message as sent over SMTP (CRLF line ends), and its Message-ID.
 
     multipart/alternative (text, then HTML; text alone when there is no HTML), wrapped in
-    multipart/mixed when there are attachments. Bodies are quoted-printable UTF-8, files
-    base64. With `unsubscribe_url` the List-Unsubscribe headers of RFC 2369 and RFC 8058.
+    multipart/mixed when there are attachments. Bodies are quoted-printable UTF-8 — with
+    `eight_bit` (for a server that offers 8BITMIME) UTF-8 as it is, when no line is too long
+    — and files base64. With `unsubscribe_url` the List-Unsubscribe headers of RFC 2369 and
+    RFC 8058.
     Built by hand rather than with `email.message.EmailMessage`, which is about forty times
     slower and is what limits a large batch.
     """
@@ -220,10 +239,13 @@ def mime_bytes(message: OutgoingMessage, *, date: dt.datetime) -> tuple[bytes, s
         _multipart(
             "alternative",
             f"=_a{token}",
-            [_text_part("plain", message.text), _text_part("html", message.html)],
+            [
+                _text_part("plain", message.text, eight_bit=eight_bit),
+                _text_part("html", message.html, eight_bit=eight_bit),
+            ],
         )
         if message.html
-        else _text_part("plain", message.text)
+        else _text_part("plain", message.text, eight_bit=eight_bit)
     )
     if message.attachments:
         body = _multipart(
@@ -247,6 +269,12 @@ def _now() -> dt.datetime:
 @lru_cache(maxsize=64)
 def _envelope(sender: str) -> str:
     return parseaddr(sender)[1]
+
+
+def _recipient(to: str) -> str:
+    if "<" not in to and "," not in to:
+        return to.strip()  # a bare address, as outbox rows carry
+    return parseaddr(to)[1]
 
 
 # --- SMTP ---------------------------------------------------------------------------------------
@@ -302,29 +330,27 @@ class SmtpEmail:
             timeout=self.timeout,
         )
 
-    def client(self) -> aiosmtplib.SMTP:
-        return aiosmtplib.SMTP(
+    async def session(self) -> SmtpSession:
+        """A new SMTP session for many messages (`saldo.notify.smtp_session`)."""
+        return await SmtpSession.open(
             hostname=self.hostname,
             port=self.port,
             username=self.username,
             password=self.password,
             use_tls=self.use_tls,
             start_tls=self.start_tls,
-            timeout=self.timeout,
+            time_limit=self.timeout,
         )
 
 
 def _smtp_failure(exc: Exception) -> TransientSendError | PermanentSendError:
     """Sort an SMTP failure: a 5xx about the recipient or the message is permanent."""
-    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
-        codes = [r.code for r in exc.recipients]
-        if codes and all(500 <= code < 600 for code in codes):
-            return PermanentSendError(f"recipient refused: {exc}")
-        return TransientSendError(f"recipient deferred: {exc}")
-    if isinstance(exc, aiosmtplib.SMTPSenderRefused | aiosmtplib.SMTPAuthenticationError):
-        return TransientSendError(f"{type(exc).__name__}: {exc}")
-    if isinstance(exc, aiosmtplib.SMTPResponseException) and 500 <= exc.code < 600:
-        return PermanentSendError(f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, SmtpReplyError):
+        if exc.stage == "rcpt":
+            kind = PermanentSendError if exc.permanent else TransientSendError
+            return kind(f"recipient {'refused' if exc.permanent else 'deferred'}: {exc}")
+        if exc.permanent:
+            return PermanentSendError(str(exc))
     return TransientSendError(f"{type(exc).__name__}: {exc}")
 
 
@@ -342,33 +368,32 @@ class SmtpChannel:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[SendFunction]:
-        client: aiosmtplib.SMTP | None = None
+        session: SmtpSession | None = None
 
         async def send(message: OutgoingMessage) -> SendResult:
-            nonlocal client
-            data, message_id = mime_bytes(message, date=_now())
-            envelope_from = _envelope(message.sender)
+            nonlocal session
             try:
-                if client is None:
-                    client = self.server.client()
-                    await client.connect()
-                await client.sendmail(envelope_from, [message.to], data)
-            except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                # The session's state is unknown after any failure: start the next one afresh.
-                if client is not None:
-                    client.close()
-                    client = None
+                if session is None:
+                    session = await self.server.session()
+                data, message_id = mime_bytes(message, date=_now(), eight_bit=session.eight_bit)
+                await session.send(_envelope(message.sender), _recipient(message.to), data)
+            except (SmtpReplyError, OSError, TimeoutError) as exc:
+                # After a refused transaction the session is reset and goes on; after anything
+                # else its state is unknown: the next message starts a new one.
+                if session is not None and not session.usable:
+                    session.close()
+                    session = None
                 raise _smtp_failure(exc) from exc
             return SendResult(message_id)
 
         try:
             yield send
         finally:
-            if client is not None:
+            if session is not None:
                 try:
-                    await client.quit()
-                except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                    client.close()
+                    await session.quit()
+                except (SmtpReplyError, OSError, TimeoutError):
+                    session.close()
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ Rules, in order:
 
 1. No address on file for the channel → `Block("no_address")`.
 2. The debtor opted out of the channel → `Block("opted_out")`.
-3. Service messages (a receipt, an answer to the debtor's own request: `guarded=False`) stop
-   here and go. Collection messages go on:
+3. Service messages (a receipt, an answer to the debtor's own request such as the decision on
+   their plan proposal or dispute: `guarded=False`) stop here and go, whatever pauses the
+   account: the debtor must learn the outcome. Collection messages go on:
 4. A pause → `Block("pause:<reason>")` (reasons from `saldo.services.pauses`).
 5. The frequency cap: at most `cap.limit` messages on the channel in any rolling window of
    `cap.days` days. With the window full, the message waits until the oldest send in it

@@ -8,7 +8,8 @@ a second resolution, even a concurrent one, gets `Conflict`. In the same transac
 debtor's thread gets the outcome as a message in the debtor's language (the portal shows it),
 the account's timeline an `Interaction`, the review task is closed and an `AuditEvent` records
 who decided what, from where; the `dispute.resolved` webhook is queued
-(`outbound.dispute_resolved`).
+(`outbound.dispute_resolved`) and so is a `dispute_update` message telling the debtor the
+outcome (`decision_messages.dispute_resolved`, key "dispute_resolved:<id>").
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from saldo import money
 from saldo.db import DB
 from saldo.errors import Conflict, NotFound, ValidationFailed
 from saldo.i18n import gettext
-from saldo.services import audit, outbound
+from saldo.services import audit, decision_messages, outbound
 from saldo.services.dispute_records import DISPUTE_COLUMNS, DISPUTE_FROM
 from saldo.services.dispute_rules import (
     MAX_MESSAGE,
@@ -165,6 +166,7 @@ async def resolve(
             },
         )
         await outbound.dispute_resolved(dispute_id)
+        await decision_messages.dispute_resolved(dispute_id, now=now)
     return entry_id
 
 

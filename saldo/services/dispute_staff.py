@@ -5,7 +5,8 @@ the resolution from the back-office form, the files, and the reason report for t
   status and reason, paginated; each item carries its age and the time left to (or past) its
   SLA target, and an `urgency` the page colours by.
 - `staff_reply`: a staff message (text and/or one PDF, JPEG or PNG) in one transaction with its
-  `AuditEvent` ("dispute.message"); the dispute then waits for the debtor.
+  `AuditEvent` ("dispute.message") and a `dispute_update` message telling the debtor there is
+  news (`decision_messages.dispute_message`); the dispute then waits for the debtor.
 - `staff_resolve`: the resolution form read in the dispute's currency, then
   `dispute_resolution.resolve` (credit note, message to the debtor, audit, task closed).
 - `reason_report`: count, disputed and credited amounts per reason, outcome and currency;
@@ -28,7 +29,7 @@ from typing import Any, Final
 from saldo import money
 from saldo.db import DB
 from saldo.errors import Conflict, NotFound, ValidationFailed
-from saldo.services import audit
+from saldo.services import audit, decision_messages
 from saldo.services.dispute_forms import (
     InvalidStaffForm,
     ResolutionForm,
@@ -376,7 +377,8 @@ async def staff_reply(
     """Add a staff message (and file) to the thread; returns the message id.
 
     One transaction: the file's `Attachment` row, the message (`disputes.post_message`, which
-    leaves the dispute "waiting_debtor") and an `AuditEvent` "dispute.message". Raises
+    leaves the dispute "waiting_debtor"), an `AuditEvent` "dispute.message" and the debtor's
+    notice (`dispute_update`, key "dispute_message:<message id>"). Raises
     `NotFound` for an unknown dispute and `InvalidStaffForm` for an empty or too long text, a
     refused file, or a dispute already closed.
     """
@@ -418,6 +420,7 @@ async def staff_reply(
                 "body": text[:200],
             },
         )
+        await decision_messages.dispute_message(dispute_id, message_id, now=now)
     return message_id
 
 

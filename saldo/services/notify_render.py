@@ -39,11 +39,13 @@ from typing import Any, Final
 
 from saldo.errors import NotFound, ValidationFailed
 from saldo.i18n import DEFAULT_LANGUAGE, SUPPORTED_LANGUAGES, gettext
-from saldo.notify import render_email, render_text
+from saldo.notify import render_text
 from saldo.notify.base import Attachment
 from saldo.notify.sms import MAX_SEGMENTS, sms_segments, to_gsm
+from saldo.notify.stencil import render_email
 from saldo.notify.unsubscribe import make_token
 from saldo.notify.whatsapp import TEMPLATES as WHATSAPP_TEMPLATES
+from saldo.services.dispute_rules import OPEN_STATUSES as DISPUTE_OPEN
 from saldo.services.dispute_rules import status_label as dispute_status_label
 from saldo.services.plan_policy import frequency_label
 from saldo.services.statement import Formats, display_locale, local_today
@@ -517,7 +519,11 @@ async def _plan(plan_id: int, party: Party, language: str) -> dict[str, Any]:
         """
         SELECT p.total, p.down_payment, p.installments_count, p.frequency, p.first_date,
                p.review_reason,
-               (SELECT max(i.amount) FROM installment i WHERE i.plan = p.id) AS installment_amount
+               -- an offer has no installments yet: the largest of its even split (money.py)
+               coalesce((SELECT max(i.amount) FROM installment i
+                         WHERE i.plan = p.id AND i.number > 0),
+                        (p.total - p.down_payment + p.installments_count - 1)
+                            / p.installments_count) AS installment_amount
         FROM payment_plan p WHERE p.id = {}
         """,
         plan_id,
@@ -543,6 +549,7 @@ async def _dispute(dispute_id: int, party: Party, language: str) -> dict[str, An
         "dispute_id": int(row["id"]),
         "invoice_number": str(row["number"]),
         "dispute_status": dispute_status_label(language, str(row["status"])),
+        "dispute_open": str(row["status"]) in DISPUTE_OPEN,
         "resolution": str(row["resolution"] or ""),
         "resolved_amount": fmt.money(int(row["resolved_amount"])).text
         if row["resolved_amount"] is not None
@@ -738,6 +745,7 @@ def sample_values(kind: str, party: Party, today: dt.date, language: str) -> dic
             "dispute_id": 0,
             "invoice_number": "A-0001-00001234",
             "dispute_status": dispute_status_label(language, "in_review"),
+            "dispute_open": True,
             "resolution": "",
             "resolved_amount": "",
         }

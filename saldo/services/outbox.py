@@ -20,33 +20,42 @@ Statuses:
 
 Sending (`send_due`), one batch:
 
-1. Claim, on a dedicated database connection: due rows are picked with FOR UPDATE SKIP LOCKED
-   (concurrent workers take different rows) and each is also marked with a session-level
-   advisory lock on its id (and one on its debtor, so no two workers send to one debtor at
-   once and the caps hold). The guardrails (`saldo.rules.guardrails`) decide each row at this
-   moment: deferred and blocked rows are written as such; the rest are rendered, stored with
+1. Claim, on a database connection of its own (`saldo.services.outbox_db.holder`): due rows
+   are picked with FOR UPDATE SKIP LOCKED (concurrent workers take different rows) and each is
+   also marked with a session-level advisory lock on its id (and one on its debtor, so no two
+   workers send to one debtor at once and the caps hold). The guardrails
+   (`saldo.rules.guardrails`) decide each row at this moment, from a few set-based queries
+   for the whole batch: deferred and blocked rows are written as such; the rest are rendered
+   (email bodies from a stencil per template shape, `saldo.notify.stencil`), stored with
    their content and address, set to `sending` with `attempts + 1`, and committed.
-2. Send them over `SENDERS` connections per channel at once (SMTP sessions carry many
-   messages each). The moment a provider accepts a message it is queued for marking, and one
-   flush at a time writes every outcome queued so far — `sent` with the provider's id (and a
-   `message_sent` interaction for the account's timeline), or back to `queued` with
+2. Send them over `SENDERS` connections per channel at once (an SMTP session carries many
+   messages, pipelined when the server offers it: `saldo.notify.smtp_session`). The moment a
+   provider accepts a message it is queued for recording, and one flush at a time writes
+   every outcome queued so far by any batch of the process — `sent` with the provider's id
+   (and a `message_sent` interaction for the account's timeline), or back to `queued` with
    `send_after` backed off exponentially after a transient failure, or `failed` after a
-   permanent one or the last attempt.
-3. Close the connection, which releases the advisory locks.
+   permanent one or the last attempt (`saldo.services.outbox_send`). A batch starts a message
+   only while fewer than `SENDERS` of its messages are on their way or accepted but not yet
+   committed, and it returns only once all its outcomes are committed.
+3. Release the advisory locks: `pg_advisory_unlock_all()`, and the connection serves the next
+   batch; after any failure the connection is closed instead, which releases them too.
 
 Exactly once under crashes. The advisory locks are the lease: a row is `sending` only while
-the session that claimed it is alive. If the worker dies — at any point — PostgreSQL ends its
-session and drops the locks, and the next batch (`status = 'sending'` and the lock can be
-taken) claims the row again and sends it with the same content and, for email, the same
-Message-ID. Nothing is lost: a row leaves `queued`/`sending` only by a committed outcome. The
-one window where a message can go twice is between the provider accepting it and the commit
-of `sent` — the flush under way plus its own, a few milliseconds; the crash test
-(tests/worker/test_outbox_crash.py) kills a worker at random and counts duplicate Message-IDs
-at the SMTP sink. A receiving system that deduplicates by Message-ID closes it for email.
-Neither Twilio's Messages API nor the WhatsApp Cloud API takes an idempotency key, so for them
-the window is the same.
+the session that claimed it is alive and has not let it go, which it does only after the
+row's outcome is committed. If the worker dies — at any point — PostgreSQL ends its sessions
+and drops the locks, and the next batch that looks for such rows (`status = 'sending'` and
+the lock can be taken: any batch with room to spare, and one at least every `ORPHAN_EVERY`
+per process while due rows fill the batches) claims the row again and sends it with the same
+content and, for email, the same Message-ID. Nothing is lost: a row leaves
+`queued`/`sending` only by a committed outcome. The one window where a message can go twice
+is between the provider accepting it and the commit of `sent` — the flush under way plus its
+own, a few milliseconds (`outbox_send.PACE` and two statements), for at most `SENDERS`
+messages per batch; the crash test (tests/worker/test_outbox_crash.py) kills a worker at
+random and counts duplicate Message-IDs at the SMTP sink. A receiving system that
+deduplicates by Message-ID closes it for email. Neither Twilio's Messages API nor the
+WhatsApp Cloud API takes an idempotency key, so for them the window is the same.
 
-The claiming connection commits with `synchronous_commit = off`: a commit does not wait for
+The outbox's connections commit with `synchronous_commit = off`: a commit does not wait for
 the write-ahead log to reach the disk (milliseconds per message otherwise). A worker that dies
 loses nothing by it; only a crash of the database server itself can forget the last fraction
 of a second of `sent` marks, and those messages then go once more — never fewer.
@@ -57,18 +66,21 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections import defaultdict, deque
+import math
+import time
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Final
 
-from saldo.db import DB
 from saldo.errors import NotFound, SaldoError, ValidationFailed
 from saldo.i18n import SUPPORTED_LANGUAGES
-from saldo.notify.base import Channel, OutgoingMessage, PermanentSendError, open_sender
+from saldo.notify.base import Channel, OutgoingMessage
 from saldo.rules import guardrails
 from saldo.rules.guardrails import Block, Calendar, Cap, Defer, Facts, Send, Window
 from saldo.services import notify_render as nr
+from saldo.services import outbox_db
+from saldo.services.outbox_send import SENDERS, Claim, SendRun, send_all
 from saldo.services.pauses import AccountPauses, paused_items
 from saldo.services.statement import local_today
 from saldo.tables import Notification
@@ -77,6 +89,7 @@ __all__ = [
     "BATCH",
     "LEASE_LOCK",
     "MAX_ATTEMPTS",
+    "SENDERS",
     "STATUSES",
     "OneResult",
     "SendRun",
@@ -91,6 +104,10 @@ __all__ = [
 BATCH: Final = 200
 #: A row fails for good after this many transient failures.
 MAX_ATTEMPTS: Final = 5
+#: Rows a batch decides and renders before it lets other work of the worker run.
+YIELD_EVERY: Final = 16
+#: A batch full of due rows still looks for rows left `sending` by a dead worker this often.
+ORPHAN_EVERY: Final = dt.timedelta(seconds=5)
 #: The first back-off after a transient failure; it doubles per attempt up to MAX_BACKOFF.
 RETRY_BASE: Final = dt.timedelta(minutes=5)
 MAX_BACKOFF: Final = dt.timedelta(hours=2)
@@ -101,23 +118,6 @@ DEBTOR_LOCK: Final = 0x5A1D1
 #: Templates as stored that count toward the caps (the collection kinds, and "overdue").
 COUNTED: Final = tuple(sorted(nr.COLLECTION | {"overdue"}))
 _INVOICE_TEMPLATES: Final = nr.INVOICE_KINDS | {"overdue", "overdue_judicial"}
-
-
-@dataclass
-class SendRun:
-    """What one batch did."""
-
-    claimed: int = 0
-    sent: int = 0
-    deferred: int = 0
-    blocked: int = 0
-    cancelled: int = 0
-    retried: int = 0
-    failed: int = 0
-    full: bool = False  # the batch was full: more rows may be due
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def backoff(attempts: int, base: dt.timedelta = RETRY_BASE) -> dt.timedelta:
@@ -247,14 +247,36 @@ _PREFERENCES = """
     FROM contact_preference WHERE debtor = ANY($1::int[])
     ORDER BY debtor, channel, changed_at DESC, id DESC
 """
+# OFFSET 0 keeps the planner on the debtor index: statistics taken before a large run (nearly
+# nothing `sent`) would send it through the status index, over every message sent since.
 _RECENT = """
-    SELECT debtor, channel, sent_at FROM notification
-    WHERE debtor = ANY($1::int[]) AND status = 'sent' AND template = ANY($2::text[])
-      AND sent_at > $3
+    SELECT debtor, channel, sent_at FROM (
+        SELECT debtor, channel, sent_at, status, template FROM notification
+        WHERE debtor = ANY($1::int[]) OFFSET 0
+    ) n
+    WHERE status = 'sent' AND template = ANY($2::text[]) AND sent_at > $3
 """
 _HOLIDAYS = (
     "SELECT country, day FROM holiday WHERE country = ANY($1::text[]) AND day BETWEEN $2 AND $3"
 )
+
+
+class _OrphanClock:
+    """When this process last looked for rows left `sending` while the due rows filled the
+    batch: at most every `ORPHAN_EVERY`."""
+
+    def __init__(self) -> None:
+        self.last = -math.inf
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < ORPHAN_EVERY.total_seconds():
+            return False
+        self.last = now
+        return True
+
+
+_orphan_clock = _OrphanClock()
 
 
 async def _claimable(
@@ -266,12 +288,18 @@ async def _claimable(
         fresh = await holder.fetch(_ONLY, ids)
         orphans = await holder.fetch(_ONLY_ORPHAN, ids)
     else:
-        orphans = await holder.fetch(_ORPHANS, limit)
+        # Rows a dead worker left `sending` come first when it is time to look for them;
+        # otherwise only when the due rows leave room (the look walks every row that went
+        # through `sending` since the last vacuum: too much for every batch of a long run).
+        looked = _orphan_clock.due()
+        orphans = await holder.fetch(_ORPHANS, limit) if looked else []
         fresh = []
         for query in (_DUE_QUEUED, _DUE_DEFERRED):
             wanted = limit - len(orphans) - len(fresh)
             if wanted > 0:
                 fresh += await holder.fetch(query, now, wanted)
+        if not looked and len(fresh) < limit:
+            orphans = await holder.fetch(_ORPHANS, limit - len(fresh))
     locked: list[int] = []
     if fresh:
         rows = await holder.fetch(
@@ -332,7 +360,7 @@ class _Context:
         """The row's account, or the accounts of the invoices it is about (a reminder that
         groups several accounts of one debtor has no account of its own)."""
         found = {int(row["account"])} if row["account"] is not None else set()
-        found |= {self.lines[i].account_id for i in _ids(row["invoice_ids"]) if i in self.lines}
+        found |= {self.lines[i].account_id for i in row["invoice_list"] if i in self.lines}
         return sorted(found)
 
 
@@ -345,7 +373,7 @@ def _cap(row: Mapping[str, Any]) -> Cap:
 async def _context(holder: Any, rows: Sequence[Mapping[str, Any]], now: dt.datetime) -> _Context:
     found = _Context()
     found.lines = await nr.invoice_lines(
-        [i for r in rows if r["template"] in _INVOICE_TEMPLATES for i in _ids(r["invoice_ids"])]
+        [i for r in rows if r["template"] in _INVOICE_TEMPLATES for i in r["invoice_list"]]
     )
     debtors = sorted({int(r["debtor"]) for r in rows})
     for p in await holder.fetch(_PREFERENCES, debtors):
@@ -393,7 +421,7 @@ def _facts(
     if kind in nr.COLLECTION:
         for account_id in ctx.accounts_of(row):
             pauses = ctx.pauses.get(account_id)
-            pause = pauses.blocks(kind, _ids(row["invoice_ids"])) if pauses else None
+            pause = pauses.blocks(kind, row["invoice_list"]) if pauses else None
             if pause:
                 break
     return Facts(
@@ -409,20 +437,8 @@ def _facts(
 
 
 @dataclass
-class _Claim:
-    """A row that will be sent in this batch."""
-
-    id: int
-    account: int | None
-    debtor: int
-    attempts: int
-    message: OutgoingMessage
-    summary: str
-
-
-@dataclass
 class _Plan:
-    sends: list[_Claim] = field(default_factory=list)
+    sends: list[Claim] = field(default_factory=list)
     rendered: dict[int, nr.Rendered] = field(default_factory=dict)
     deferred: list[tuple[int, dt.datetime, str]] = field(default_factory=list)
     closed: list[tuple[int, str, str, str]] = field(
@@ -440,7 +456,8 @@ async def _plan(
     mail_from: str,
     unsubscribe_key: bytes | None,
 ) -> _Plan:
-    rows = await holder.fetch(_ROWS, list(ids))
+    # Each row as a dict, with the invoices it is about read once.
+    rows = [{**r, "invoice_list": _ids(r["invoice_ids"])} for r in await holder.fetch(_ROWS, ids)]
     plan = _Plan()
     if not rows:
         return plan
@@ -476,7 +493,7 @@ async def _plan(
                 language=language,
                 context=row["context"],
                 idempotency_key=str(row["idempotency_key"]),
-                lines=[lines[i] for i in _ids(row["invoice_ids"]) if i in lines],
+                lines=[lines[i] for i in row["invoice_list"] if i in lines],
                 now=now,
                 public_url=public_url,
             )
@@ -498,11 +515,12 @@ async def _plan(
         if kind in nr.COLLECTION:
             ctx.recent[(party.debtor_id, channel)].append(now)
         plan.rendered[row_id] = rendered
-        # Rendering is the CPU-heavy part: let other batches of this worker record what their
-        # providers just accepted, so no acceptance waits behind a whole batch of renders.
-        await asyncio.sleep(0)
+        # Deciding and rendering is the CPU-heavy part: let other batches of this worker go on
+        # sending and recording now and then, so none waits behind a whole batch of renders.
+        if len(plan.rendered) % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
         plan.sends.append(
-            _Claim(
+            Claim(
                 id=row_id,
                 account=int(row["account"]) if row["account"] is not None else None,
                 debtor=party.debtor_id,
@@ -549,7 +567,7 @@ _WRITE_SENDING = """
 """
 
 
-async def _write_plan(holder: Any, plan: _Plan) -> list[_Claim]:
+async def _write_plan(holder: Any, plan: _Plan) -> list[Claim]:
     if plan.deferred:
         await holder.execute(
             _WRITE_DEFERRED,
@@ -593,139 +611,6 @@ def _whatsapp_copy(rendered: nr.Rendered) -> str:
 
 # ---------------------------------------------------------------------------- sending
 
-_MARK_SENT = """
-    WITH v AS (
-        SELECT * FROM unnest($1::int[], $2::text[], $3::text[]) AS v(id, provider_id, summary)
-    ), sent AS (
-        UPDATE notification n
-        SET status = 'sent', provider_id = v.provider_id, sent_at = $4, last_error = ''
-        FROM v WHERE n.id = v.id AND n.status = 'sending'
-        RETURNING n.id, n.debtor, n.account, n.channel, n.template, v.provider_id, v.summary
-    )
-    INSERT INTO interaction (account, debtor, kind, channel, direction, summary, data, occurred_at)
-    SELECT account, debtor, 'message_sent', channel, 'outbound', summary,
-           jsonb_build_object('notification', id, 'template', template, 'provider_id', provider_id),
-           $4
-    FROM sent
-"""
-_MARK_UNSENT = """
-    UPDATE notification n
-    SET status = v.status, send_after = coalesce(v.send_after, n.send_after), last_error = v.error
-    FROM unnest($1::int[], $2::text[], $3::timestamptz[], $4::text[])
-         AS v(id, status, send_after, error)
-    WHERE n.id = v.id AND n.status = 'sending'
-"""
-#: Connections one batch sends over at once, per channel (providers answer in milliseconds;
-#: several connections keep the worker busy instead of waiting).
-SENDERS: Final = 8
-
-
-class _Marker:
-    """Records outcomes on the holder connection as they come, in natural batches.
-
-    Each accepted message is queued here the moment the provider accepts it; one flush at a
-    time writes everything queued so far (one statement for the sent, one for the rest), so a
-    message waits at most for the flush already under way. That wait plus its own flush is the
-    window in which a crash makes a message go twice.
-    """
-
-    def __init__(
-        self,
-        holder: Any,
-        run: SendRun,
-        *,
-        now: dt.datetime,
-        retry_base: dt.timedelta,
-        errors: dict[int, str],
-    ) -> None:
-        self.holder = holder
-        self.run = run
-        self.now = now
-        self.retry_base = retry_base
-        self.errors = errors
-        self.sent: list[tuple[int, str, str]] = []
-        self.unsent: list[tuple[int, str, dt.datetime | None, str]] = []
-        self.flushing: asyncio.Task[None] | None = None
-
-    def accepted(self, claim: _Claim, provider_id: str) -> None:
-        self.sent.append((claim.id, provider_id[:200], claim.summary))
-        self._kick()
-
-    def refused(self, claim: _Claim, exc: Exception) -> None:
-        text = f"{type(exc).__name__}: {exc}"[:2000]
-        self.errors[claim.id] = text
-        if not isinstance(exc, PermanentSendError) and claim.attempts < MAX_ATTEMPTS:
-            later = self.now + backoff(claim.attempts, self.retry_base)
-            self.unsent.append((claim.id, "queued", later, text))
-            self.run.retried += 1
-        else:
-            self.unsent.append((claim.id, "failed", None, text))
-            self.run.failed += 1
-        self._kick()
-
-    def _kick(self) -> None:
-        if self.flushing is None or self.flushing.done():
-            self.flushing = asyncio.ensure_future(self._flush())
-
-    async def _flush(self) -> None:
-        while self.sent or self.unsent:
-            sent, self.sent = self.sent, []
-            unsent, self.unsent = self.unsent, []
-            if sent:
-                await self.holder.execute(
-                    _MARK_SENT, [s[0] for s in sent], [s[1] for s in sent], [s[2] for s in sent],
-                    self.now,
-                )  # fmt: skip
-                self.run.sent += len(sent)
-            if unsent:
-                await self.holder.execute(
-                    _MARK_UNSENT, *(list(c) for c in zip(*unsent, strict=True))
-                )
-
-    async def close(self) -> None:
-        while self.flushing is not None and not self.flushing.done():
-            await self.flushing
-        if self.flushing is not None:
-            self.flushing.result()  # a failed write surfaces here
-
-
-async def _send_all(
-    holder: Any,
-    claims: Sequence[_Claim],
-    channels: Mapping[str, Channel],
-    run: SendRun,
-    *,
-    now: dt.datetime,
-    retry_base: dt.timedelta,
-    errors: dict[int, str],
-) -> None:
-    marker = _Marker(holder, run, now=now, retry_base=retry_base, errors=errors)
-    by_channel: dict[str, deque[_Claim]] = defaultdict(deque)
-    for claim in claims:
-        by_channel[claim.message.channel].append(claim)
-
-    async def sender(channel: Channel, waiting: deque[_Claim]) -> None:
-        async with open_sender(channel) as send:
-            while waiting:
-                claim = waiting.popleft()
-                try:
-                    result = await send(claim.message)
-                except Exception as exc:  # a provider's answer, or a bug: never lose the row
-                    marker.refused(claim, exc)
-                else:
-                    marker.accepted(claim, result.provider_id)
-
-    try:
-        await asyncio.gather(
-            *(
-                sender(channels[name], waiting)
-                for name, waiting in by_channel.items()
-                for _ in range(min(SENDERS, len(waiting)))
-            )
-        )
-    finally:
-        await marker.close()
-
 
 async def _batch(
     *,
@@ -740,10 +625,7 @@ async def _batch(
     errors: dict[int, str],
 ) -> tuple[SendRun, bool]:
     run = SendRun()
-    holder = await DB.get_new_connection()
-    try:
-        # Commits on this connection do not wait for the WAL flush (see the module docstring).
-        await holder.execute("SET synchronous_commit TO off")
+    async with outbox_db.holder() as holder:  # its advisory locks are the batch's lease
         async with holder.transaction():
             ids, busy = await _claimable(holder, now=now, limit=limit, only=only)
             run.claimed = len(ids)
@@ -762,12 +644,14 @@ async def _batch(
         run.blocked = sum(1 for c in plan.closed if c[1] == "blocked")
         run.cancelled = sum(1 for c in plan.closed if c[1] == "cancelled")
         run.failed = sum(1 for c in plan.closed if c[1] == "failed")
-        await _send_all(
-            holder, claims, channels, run, now=now, retry_base=retry_base, errors=errors
-        )
+
+        def retry_at(claim: Claim, exc: Exception) -> dt.datetime | None:
+            if claim.attempts >= MAX_ATTEMPTS:
+                return None
+            return now + backoff(claim.attempts, retry_base)
+
+        await send_all(claims, channels, run, now=now, retry_at=retry_at, errors=errors)
         return run, busy
-    finally:
-        await holder.close()  # ends the session: its advisory locks go with it
 
 
 async def send_due(

@@ -3,7 +3,8 @@
 Each decision runs in one transaction with the plan and its account locked, acts only on a
 plan that is still "proposed" (`Conflict` otherwise: someone else decided first), closes the
 review task ("plan:<id>"), writes an `Interaction` on the account's timeline and an
-`AuditEvent` for the staff user.
+`AuditEvent` for the staff user, and queues the message that tells the debtor
+(`saldo.services.decision_messages`: `plan_approved`, `plan_rejected`, `plan_countered`).
 
 - `approve`: the plan becomes active; the down payment is due that day. A proposal whose first
   installment date has already passed cannot be approved as is (counter-offer new dates). A
@@ -26,6 +27,7 @@ from typing import Any
 from saldo.db import DB
 from saldo.errors import Conflict, NotFound, SaldoError, ValidationFailed
 from saldo.schedule import Proposal, Violation, violations
+from saldo.services import decision_messages
 from saldo.services.audit import record
 from saldo.services.plan_policy import policy_for
 from saldo.services.plan_records import close_task, interaction, staff_actor
@@ -178,6 +180,7 @@ async def reject(
             before={"status": "proposed"},
             after={"status": "rejected", "reason": reason},
         )
+        await decision_messages.plan_rejected(plan_id, now=now)
     return Decision(plan_id, "rejected")
 
 
@@ -270,4 +273,5 @@ async def counter_offer(
                 "first_date": proposal.first_date.isoformat(),
             },
         )
+        await decision_messages.plan_countered(plan_id, offer_id, now=now)
     return Decision(offer_id, "offered")

@@ -23,7 +23,9 @@ cancelled (the plan replaces it). Progress is computed from the ledger
 (`saldo.services.plan_progress`).
 
 Every step writes an `Interaction` on the account's timeline; a proposal for review also makes
-a `Task` (kind "plan_review", dedupe "plan:<id>") for the account's assignee.
+a `Task` (kind "plan_review", dedupe "plan:<id>") for the account's assignee. A plan that
+becomes active — at once, by staff, or by accepting an offer — queues the debtor's written
+confirmation (`plan_approved`, see `saldo.services.decision_messages`).
 
 Every debtor-side function takes the session's `debtor_ids`: an account or plan of anyone else
 is `NotFound`. What the debtor sees (the live preview, the /plans page) is in
@@ -42,7 +44,6 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Final
 
-from saldo import money
 from saldo.db import DB
 from saldo.errors import Conflict, NotFound, ValidationFailed
 from saldo.i18n import gettext
@@ -53,9 +54,10 @@ from saldo.schedule import (
     schedule,
     violations,
 )
-from saldo.services import disputes, outbound
+from saldo.services import decision_messages, disputes, outbound
 from saldo.services.checkout import parse_money
 from saldo.services.plan_policy import (
+    frequency_label,
     policies_for,
     policy_for,
     save_policy,
@@ -415,7 +417,8 @@ async def activate(
     """Make a plan active (inside the caller's transaction): its schedule becomes installments.
 
     The down payment is due `today`. Raises `Conflict` when the plan is no longer `expected`.
-    Queues the `plan.approved` webhook (`outbound.plan_approved`) in the same transaction.
+    Queues the `plan.approved` webhook (`outbound.plan_approved`) and the debtor's written
+    confirmation (`decision_messages.plan_approved`) in the same transaction.
     """
     updated = await PaymentPlan.raw(
         """UPDATE payment_plan SET status = 'active', decided_at = {},
@@ -439,6 +442,7 @@ async def activate(
             row.amount,
         )
     await outbound.plan_approved(int(plan["id"]))
+    await decision_messages.plan_approved(int(plan["id"]), now=now)
     cancelled = await PaymentPlan.raw(
         """UPDATE promise_to_pay SET status = 'cancelled', resolved_at = {}
            WHERE account = {} AND status = 'open' RETURNING id, account""",
@@ -461,12 +465,13 @@ async def activate(
         )
 
 
-def _summary(proposal: Proposal, currency: str) -> str:
-    amount = money.to_decimal(proposal.total, currency)
-    down = money.to_decimal(proposal.down_payment, currency)
+def _summary(proposal: Proposal, fmt: Formats) -> str:
+    """The proposal in a line of the staff timeline (Spanish, like the rest of it)."""
+    frequency = frequency_label("es", proposal.frequency.value).lower()
+    down = f", anticipo {fmt.money(proposal.down_payment).text}" if proposal.down_payment else ""
     return (
-        f"{currency} {amount} en {proposal.installments} cuotas ({proposal.frequency.value}) "
-        f"desde el {proposal.first_date.isoformat()}, anticipo {currency} {down}"
+        f"{fmt.money(proposal.total).text} en {proposal.installments} cuotas, {frequency}, "
+        f"desde el {fmt.date(proposal.first_date)}{down}"
     )
 
 
@@ -543,10 +548,11 @@ async def _propose(
         debtor_message=plan_form.message,
     )
     note = partial(interaction, account_id=account_id, debtor_id=int(account["debtor_id"]), now=now)
+    staff_fmt = _fmt("es", account["country"], account["currency"])
     broken = [f"{v.field}:{v.code}" for v in violations(proposal, policy, today=today)]
     await note(
         kind="plan_proposed",
-        summary=f"Propuso un plan de pagos: {_summary(proposal, account['currency'])}.",
+        summary=f"Propuso un plan de pagos: {_summary(proposal, staff_fmt)}.",
         data={
             **_proposal_data(proposal, plan_id),
             "message": plan_form.message,

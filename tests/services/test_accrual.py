@@ -1,16 +1,25 @@
 """Interest and fees against a real database: grace days, the fixed fee once, daily interest on the
 open principal with its basis, caps, idempotence per day, catching up missed days, what does
-not accrue, and the debtor's statement explaining each entry."""
+not accrue, and the debtor's statement explaining each entry. The SQL's arithmetic is checked
+against `saldo.money` on random cases, and whole runs against a model of the rules."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import random
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from saldo import money
-from saldo.services.accrual import accrue
+from saldo.services.accrual import accrue, fee_key, interest_key
+from saldo.services.accrual_sql import cap_sql, capped_sql, interest_sql
+from saldo.services.ledger import post_entry, reverse_entry
 from saldo.services.statement import invoice_detail
-from saldo.tables import Account, FeePolicy, LedgerEntry
+from saldo.tables import Account, EntryKind, FeePolicy, LedgerEntry
 
 from .dunning_world import (
     DAY0,
@@ -198,3 +207,245 @@ async def test_the_debtors_invoice_page_explains_each_charge_from_its_basis(db):
     assert texts["interest"] == "0,1% diario desde el 27/03/2031 sobre $\xa01.000,00 (1 día)"
     english = await invoice_detail([case.debtor], invoice_id, language="en", today=day(4))
     assert {i.kind for i in english.invoice.items} == {"fee", "interest"}
+
+
+# ---------------------------------------------------------------------------- SQL = money.py
+
+amounts = st.integers(min_value=-(10**12), max_value=10**18)
+cases = st.lists(
+    st.tuples(
+        amounts,  # principal
+        st.integers(0, 1_000_000),  # daily rate, ppm
+        st.integers(0, 10**12),  # amount to cap
+        st.integers(0, 10**12),  # already charged
+        st.sampled_from([0, 1, 150, 445, 2_000, 10_000, 99_999]),  # cap, basis points
+    ),
+    min_size=1,
+    max_size=60,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(batch=cases)
+async def test_the_sql_arithmetic_is_money_py(db, batch):
+    principal, rate, amount, charged, cap_bp = (list(column) for column in zip(*batch, strict=True))
+    rows = await FeePolicy.raw(
+        f"""SELECT n, {interest_sql("c.principal", "c.rate")} AS interest,
+                   {cap_sql("c.principal", "c.cap_bp")} AS cap,
+                   {capped_sql("c.amount", "c.charged", cap_sql("c.principal", "c.cap_bp"))}
+                       AS capped
+            FROM unnest({{}}::bigint[], {{}}::int[], {{}}::bigint[], {{}}::bigint[], {{}}::int[])
+                 WITH ORDINALITY AS c(principal, rate, amount, charged, cap_bp, n)
+            ORDER BY n""",
+        principal,
+        rate,
+        amount,
+        charged,
+        cap_bp,
+    )
+    for row, (p, r, a, c, bp) in zip(rows, batch, strict=True):
+        cap = max(0, p * bp // 10_000) if bp else None
+        assert int(row["interest"]) == money.daily_interest(p, r, 1), (p, r)
+        assert (None if row["cap"] is None else int(row["cap"])) == cap, (p, bp)
+        expected = a if cap is None else money.capped(a, c, cap)
+        assert int(row["capped"]) == expected, (a, c, cap)
+
+
+# ---------------------------------------------------------------------------- the whole run
+
+
+@dataclass
+class Modelled:
+    """One invoice of a random portfolio, and what the rules of the module docstring post."""
+
+    case: Case
+    id: int
+    total: int
+    due: dt.date
+    rate: int
+    fee: int
+    grace: int
+    cap_bp: int
+    disputed: int = 0
+    payments: dict[dt.date, int] = field(default_factory=dict)
+
+    def expected(self, days: list[dt.date]) -> list[tuple[str, dt.date, int, int, bool]]:
+        """(kind, day, amount, basis principal, capped) posted over `days`, in order."""
+        posted: list[tuple[str, dt.date, int, int, bool]] = []
+        charged, fee_posted = 0, False
+        cap = max(0, self.total * self.cap_bp // 10_000) if self.cap_bp else None
+        for on in days:
+            paid = sum(amount for when, amount in self.payments.items() if when <= on)
+            open_amount = self.total + charged - paid
+            if on <= self.due + dt.timedelta(days=self.grace) or open_amount <= 0:
+                continue
+            principal = max(0, min(self.total, open_amount) - self.disputed)
+            if self.fee and not fee_posted and principal > 0:
+                fee = self.fee if cap is None else money.capped(self.fee, charged, cap)
+                if fee > 0:
+                    posted.append(("fee", on, fee, self.total, fee < self.fee))
+                    charged, fee_posted = charged + fee, True
+            full = money.daily_interest(principal, self.rate, 1)
+            interest = full if cap is None else money.capped(full, charged, cap)
+            if interest > 0:
+                posted.append(("interest", on, interest, principal, interest < full))
+                charged += interest
+        return posted
+
+
+START = DAY0 + dt.timedelta(days=200)  # away from the other tests' days
+
+
+async def random_portfolio(seed: int) -> list[Modelled]:
+    rng = random.Random(seed)
+    creditor = await make_creditor()
+    modelled: list[Modelled] = []
+    for n in range(12):
+        # One policy per segment, so invoices of one creditor differ in rate, fee, grace and cap.
+        segment = f"s{seed}-{n}"
+        rules = {
+            "rate": rng.choice([0, 1, 333, 4_999, 20_000]),
+            "fee": rng.choice([0, 1, 2_500, 4_000]),
+            "grace": rng.randint(0, 4),
+            "cap_bp": rng.choice([0, 150, 500, 2_000]),
+        }
+        if not rules["rate"] and not rules["fee"]:
+            rules["rate"] = 777
+        await policy(creditor.id, segment=segment, **rules)
+        case = await make_case(creditor)
+        await Account.update({Account.segment: segment}).where(Account.id == case.account.id)
+        total = rng.choice([1, 300, 60_000, 3_000_000])
+        total = rng.randint(1, total)  # small ones reach their cap within the days
+        due = START + dt.timedelta(days=rng.randint(-6, 3))
+        row = await invoice(case, total, due)
+        item = Modelled(case, row.id, total, due, **rules)
+        if rng.random() < 0.3:
+            item.disputed = rng.randint(1, total)
+            await dispute(case, row.id, item.disputed)
+        for _ in range(rng.randint(0, 2)):
+            item.payments[START + dt.timedelta(days=rng.randint(0, 14))] = rng.randint(
+                1, max(1, total // 5)
+            )
+        modelled.append(item)
+    return modelled
+
+
+async def posted(invoice_ids: list[int]) -> dict[int, list[tuple[str, dt.date, int, int, bool]]]:
+    rows = await LedgerEntry.select().where(
+        LedgerEntry.invoice.is_in(invoice_ids) & LedgerEntry.kind.is_in(["interest", "fee"])
+    )
+    found: dict[int, list[tuple[str, dt.date, int, int, bool]]] = {i: [] for i in invoice_ids}
+    for r in rows:
+        basis = json.loads(r["basis"]) if isinstance(r["basis"], str) else r["basis"]
+        if r["kind"] == "fee":
+            assert r["idempotency_key"] == fee_key(r["invoice"])
+        else:
+            assert r["idempotency_key"] == interest_key(r["invoice"], r["effective_date"])
+        assert (
+            basis["days_past_due"]
+            == (r["effective_date"] - dt.date.fromisoformat(basis["due_date"])).days
+        )
+        found[r["invoice"]].append(
+            (r["kind"], r["effective_date"], r["amount"], basis["principal"], "capped" in basis)
+        )
+    return {i: sorted(e, key=lambda x: (x[1], x[0] != "fee")) for i, e in found.items()}
+
+
+async def run_days(modelled: list[Modelled]) -> list[dt.date]:
+    """Daily runs with a gap caught up later and repeated runs; payments arrive before the run
+    that first covers their day."""
+    days = [START + dt.timedelta(days=n) for n in range(15)]
+    runs = [(days[n], 1) for n in range(5)] + [(days[9], 7), (days[9], 7)]
+    runs += [(days[n], 1) for n in range(10, 15)] + [(days[14], 3)]
+    paid: set[tuple[int, dt.date]] = set()
+    for as_of, catch_up in runs:
+        for item in modelled:
+            for when, amount in sorted(item.payments.items()):
+                if when <= as_of and (item.id, when) not in paid:
+                    paid.add((item.id, when))
+                    await pay(item.case, amount, at(when, 12), [item.id])
+        await accrue(as_of=as_of, now=at(as_of, 3), catch_up_days=catch_up)
+    return days
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_every_entry_is_what_money_py_computes_for_a_random_portfolio(db, seed):
+    modelled = await random_portfolio(seed)
+    days = await run_days(modelled)
+    found = await posted([m.id for m in modelled])
+    for item in modelled:
+        assert found[item.id] == item.expected(days), item
+
+
+async def test_a_user_insert_trigger_on_the_ledger_still_fires(db):
+    """With a trigger of its own on ledger_entry, accrual posts with every check in force."""
+    for sql in (
+        "CREATE TABLE accrual_seen (key text)",
+        """CREATE FUNCTION accrual_seen() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN INSERT INTO accrual_seen VALUES (NEW.idempotency_key); RETURN NEW; END $$""",
+        """CREATE TRIGGER accrual_seen AFTER INSERT ON ledger_entry
+           FOR EACH ROW EXECUTE FUNCTION accrual_seen()""",
+    ):
+        await FeePolicy.raw(sql)
+    try:
+        _, invoice_id, _ = await setup()
+        await accrue(as_of=day(5), now=at(day(5), 3), catch_up_days=2)
+        seen = await FeePolicy.raw("SELECT key FROM accrual_seen")
+    finally:
+        for sql in (
+            "DROP TRIGGER accrual_seen ON ledger_entry",
+            "DROP FUNCTION accrual_seen()",
+            "DROP TABLE accrual_seen",
+        ):
+            await FeePolicy.raw(sql)
+    ours = [
+        r["key"]
+        for r in seen
+        if r["key"].split(":")[:2] in (["fee", str(invoice_id)], ["interest", str(invoice_id)])
+    ]
+    assert sorted(ours) == [
+        f"fee:{invoice_id}",
+        f"interest:{invoice_id}:{day(4).isoformat()}",
+        f"interest:{invoice_id}:{day(5).isoformat()}",
+    ]
+    assert [a for _, a, _, _ in await charges(invoice_id)] == [4_000, 100, 100]
+    descriptions = await LedgerEntry.select(LedgerEntry.description).where(
+        (LedgerEntry.invoice == invoice_id) & LedgerEntry.kind.is_in(["interest", "fee"])
+    )
+    assert {d["description"] for d in descriptions} == {
+        "Cargo por la factura INT-1 vencida",
+        "Interés por mora de la factura INT-1",
+    }
+
+
+async def test_a_reversed_payment_and_a_credit_note_change_the_principal(db):
+    case, invoice_id, _ = await setup(fee=0)
+    await pay(case, 30_000, at(day(1), 12), [invoice_id])
+    await accrue(as_of=day(4), now=at(day(4), 3), catch_up_days=1)
+    [entry] = await LedgerEntry.select(LedgerEntry.id).where(
+        (LedgerEntry.invoice == invoice_id) & (LedgerEntry.kind == "payment")
+    )
+    await reverse_entry(entry["id"], idempotency_key=f"test:undo:{entry['id']}", reason="Rebotó")
+    await post_entry(
+        account_id=case.account.id,
+        kind=EntryKind.credit_note,
+        amount=-10_000,
+        currency="ARS",
+        effective_date=day(5),
+        invoice_id=invoice_id,
+        idempotency_key=f"test:credit:{invoice_id}",
+    )
+    await accrue(as_of=day(5), now=at(day(5), 3), catch_up_days=1)
+    principals = [basis["principal"] for *_, basis in await charges(invoice_id)]
+    # Day 4: 100000 − 30000 paid. Day 5: the payment bounced, a credit note took 10000 off.
+    assert principals == [70_000, 90_000]
+
+
+async def test_closed_accounts_accrue_nothing(db):
+    case, invoice_id, _ = await setup()
+    await Account.update({Account.stage: "closed"}).where(Account.id == case.account.id)
+    run = await accrue(as_of=day(6), now=at(day(6), 3), catch_up_days=3)
+    assert await charges(invoice_id) == []
+    assert run.days == 3

@@ -234,6 +234,9 @@ async def test_a_plan_shows_the_proposal_its_schedule_rules_and_the_account_hist
     history = node(response, "account-history").find_all("li")
     assert history[0].attrs["data-kind"] == "plan_proposed"
     assert "12 cuotas" in history[0].text() and "El deudor, en el portal" in history[0].text()
+    # amounts and dates as staff read them, not as stored
+    assert "$ 6.000,00 en 12 cuotas, mensual, desde el " in history[0].text()
+    assert "monthly" not in history[0].text() and "ARS" not in history[0].text()
     # the counter-offer starts from the proposal brought inside the policy
     assert node(response, "counter-installments").attrs["value"] == "6"
     assert node(response, "counter-down_payment").attrs["value"] == "600,00"
